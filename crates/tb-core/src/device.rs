@@ -1,0 +1,647 @@
+//! The device session state machine.
+
+use alloc::borrow::Cow;
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use serde_json::{Map, Value};
+
+use crate::error::{CapacityError, Error, PeerError, UsageError};
+use crate::payload::{self, kind};
+use crate::provision::{self, ProvisionOutcome};
+use crate::topics;
+
+/// Milliseconds on a monotonic clock the host chooses; only differences matter.
+pub type Millis = u64;
+
+/// MQTT quality of service. ThingsBoard grants at most 1 (spec 2.3), so there is no QoS 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QoS {
+    /// Fire and forget.
+    AtMostOnce = 0,
+    /// Acknowledged with PUBACK; resent until then.
+    AtLeastOnce = 1,
+}
+
+impl QoS {
+    /// Converts a user-supplied number, refusing anything but 0 and 1.
+    pub fn from_int(n: i64) -> Result<QoS, UsageError> {
+        match n {
+            0 => Ok(QoS::AtMostOnce),
+            1 => Ok(QoS::AtLeastOnce),
+            other => Err(UsageError::BadQos(other)),
+        }
+    }
+}
+
+/// Id of an attribute request or a client-side RPC (each counts from 1 per device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u32);
+
+/// Id of an attribute subscription (counts from 1 per device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionId(pub u32);
+
+/// Id of one outgoing publish, unique per device; the host reports its PUBACK with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
+
+/// What kind of session this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// An ordinary device session (access token or basic credentials).
+    Device,
+    /// A provisioning-only session (spec 10.1).
+    Provisioning,
+}
+
+/// Settings of a [`Device`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// QoS of telemetry, attributes, claims, RPC and subscriptions.
+    pub qos: QoS,
+    /// Bound on messages queued or awaiting PUBACK; beyond it commands fail with
+    /// [`CapacityError::QueueFull`].
+    pub max_queued: usize,
+    /// Session kind.
+    pub mode: Mode,
+    /// How long an own publish may come back from the broker and be recognised as an echo.
+    pub echo_window_ms: Millis,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            qos: QoS::AtLeastOnce,
+            max_queued: 100_000,
+            mode: Mode::Device,
+            echo_window_ms: 10_000,
+        }
+    }
+}
+
+/// One outgoing MQTT PUBLISH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// The device's id for this message.
+    pub id: MessageId,
+    /// Topic name.
+    pub topic: Cow<'static, str>,
+    /// Payload bytes (compact JSON for every JSON topic).
+    pub payload: Vec<u8>,
+    /// QoS to publish at.
+    pub qos: QoS,
+}
+
+/// Something the host must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transmit {
+    /// SUBSCRIBE to these filters at this QoS (one packet).
+    Subscribe {
+        /// Exact filters (spec 2.11).
+        filters: &'static [&'static str],
+        /// Requested QoS.
+        qos: QoS,
+    },
+    /// PUBLISH this message.
+    Publish(Publish),
+}
+
+/// A request that got no response in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimedOut {
+    /// The timeout that ran out.
+    pub after_ms: Millis,
+}
+
+/// Something that happened, for the host to hand to the application.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A shared-attribute push on `v1/devices/me/attributes`.
+    AttributeUpdate {
+        /// The pushed object, as it arrived.
+        data: Map<String, Value>,
+        /// Subscriptions to notify, in call order: all-keys (`*`) subscriptions first, then
+        /// per key in the order the keys arrived (the reference's order).
+        subscriptions: Vec<SubscriptionId>,
+    },
+    /// The answer to [`Device::request_attributes`], or its timeout.
+    AttributeResponse {
+        /// The request.
+        id: RequestId,
+        /// The whole response object (`{"client": {...}, "shared": {...}}`).
+        result: Result<Value, TimedOut>,
+    },
+    /// A server-side RPC request.
+    RpcRequest {
+        /// The id from the topic, as text (the reference passes it so).
+        id: String,
+        /// The decoded request object, usually `{"method": ..., "params": ...}`.
+        body: Value,
+    },
+    /// The answer to [`Device::send_rpc_call`], or its timeout.
+    RpcResponse {
+        /// The request.
+        id: RequestId,
+        /// The decoded response.
+        result: Result<Value, TimedOut>,
+    },
+    /// The answer to [`Device::provision`].
+    ProvisionResponse(ProvisionOutcome),
+    /// An incoming message that was not usable; the host logs it and goes on.
+    Dropped {
+        /// Where it arrived.
+        topic: String,
+        /// Why it was dropped.
+        reason: PeerError,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingKind {
+    Attributes,
+    Rpc,
+}
+
+#[derive(Debug)]
+struct Pending {
+    kind: PendingKind,
+    id: RequestId,
+    deadline: Millis,
+    timeout: Millis,
+}
+
+#[derive(Debug)]
+struct Echo {
+    topic: Cow<'static, str>,
+    payload: Vec<u8>,
+    expires: Millis,
+}
+
+/// Most echo records kept; older ones are forgotten first.
+const MAX_ECHOES: usize = 64;
+
+/// A ThingsBoard device session as a sans-IO state machine.
+///
+/// Call order for a host:
+/// 1. commands (`send_telemetry`, `request_attributes`, ...) queue messages at any time,
+///    connected or not;
+/// 2. [`handle_connected`](Device::handle_connected) after each CONNACK,
+///    [`handle_disconnected`](Device::handle_disconnected) when the link drops,
+///    [`handle_puback`](Device::handle_puback) per PUBACK,
+///    [`handle_publish`](Device::handle_publish) per incoming PUBLISH,
+///    [`handle_timeout`](Device::handle_timeout) when [`poll_timeout`](Device::poll_timeout)
+///    has passed;
+/// 3. then drain [`poll_transmit`](Device::poll_transmit) into the network and
+///    [`poll_event`](Device::poll_event) into the application.
+///
+/// Every QoS 1 publish stays in the device until [`handle_puback`](Device::handle_puback)
+/// names it; a disconnect puts the unacknowledged ones back at the head of the queue, so they
+/// are sent again, in their original order, after the next CONNACK.
+#[derive(Debug)]
+pub struct Device {
+    cfg: Config,
+    connected: bool,
+    subscribe_due: bool,
+    next_msg: u64,
+    next_attr_request: u32,
+    next_rpc: u32,
+    next_sub: u32,
+    subscriptions: Vec<(SubscriptionId, String)>,
+    pending: Vec<Pending>,
+    queued: VecDeque<Publish>,
+    inflight: VecDeque<Publish>,
+    events: VecDeque<Event>,
+    echoes: VecDeque<Echo>,
+}
+
+impl Device {
+    /// A new, disconnected device session.
+    pub fn new(cfg: Config) -> Device {
+        Device {
+            cfg,
+            connected: false,
+            subscribe_due: false,
+            next_msg: 0,
+            next_attr_request: 0,
+            next_rpc: 0,
+            next_sub: 0,
+            subscriptions: Vec::new(),
+            pending: Vec::new(),
+            queued: VecDeque::new(),
+            inflight: VecDeque::new(),
+            events: VecDeque::new(),
+            echoes: VecDeque::new(),
+        }
+    }
+
+    // ---- getters -------------------------------------------------------------------------
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Whether the host reported a live MQTT session.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Messages queued or awaiting PUBACK.
+    pub fn unacknowledged(&self) -> usize {
+        self.queued.len() + self.inflight.len()
+    }
+
+    /// QoS 1 messages queued or awaiting PUBACK (what a flush waits for).
+    pub fn unacknowledged_qos1(&self) -> usize {
+        self.inflight.len()
+            + self
+                .queued
+                .iter()
+                .filter(|p| p.qos == QoS::AtLeastOnce)
+                .count()
+    }
+
+    /// Whether the message is still queued or awaiting its PUBACK.
+    pub fn is_pending(&self, id: MessageId) -> bool {
+        self.inflight.iter().any(|p| p.id == id) || self.queued.iter().any(|p| p.id == id)
+    }
+
+    /// Whether a request is still waiting for its response.
+    pub fn is_request_pending(&self, id: RequestId) -> bool {
+        self.pending.iter().any(|p| p.id == id)
+    }
+
+    // ---- commands ------------------------------------------------------------------------
+
+    fn enqueue(
+        &mut self,
+        topic: Cow<'static, str>,
+        payload: Vec<u8>,
+        qos: QoS,
+    ) -> Result<MessageId, Error> {
+        if self.unacknowledged() >= self.cfg.max_queued {
+            return Err(CapacityError::QueueFull {
+                limit: self.cfg.max_queued,
+            }
+            .into());
+        }
+        self.next_msg += 1;
+        let id = MessageId(self.next_msg);
+        self.queued.push_back(Publish {
+            id,
+            topic,
+            payload,
+            qos,
+        });
+        Ok(id)
+    }
+
+    /// Queues telemetry (spec 4). `data` is a dict, a `{"ts", "values"}` dict, or a list.
+    pub fn send_telemetry(&mut self, data: &Value) -> Result<MessageId, Error> {
+        payload::check_telemetry(data)?;
+        let qos = self.cfg.qos;
+        self.enqueue(topics::TELEMETRY.into(), payload::encode(data), qos)
+    }
+
+    /// Queues client-side attributes (spec 5).
+    pub fn send_attributes(&mut self, data: &Value) -> Result<MessageId, Error> {
+        payload::check_attributes(data)?;
+        let qos = self.cfg.qos;
+        self.enqueue(topics::ATTRIBUTES.into(), payload::encode(data), qos)
+    }
+
+    /// Queues a claiming request (spec 9).
+    pub fn claim_device(
+        &mut self,
+        secret_key: Option<&str>,
+        duration_ms: Option<u64>,
+    ) -> Result<MessageId, Error> {
+        let qos = self.cfg.qos;
+        self.enqueue(
+            topics::CLAIM.into(),
+            payload::claim(secret_key, duration_ms),
+            qos,
+        )
+    }
+
+    /// Queues the reply to server-side RPC `id` (spec 7.3).
+    pub fn send_rpc_reply(&mut self, id: &str, response: &Value) -> Result<MessageId, Error> {
+        payload::check_rpc_reply_id(id)?;
+        let mut topic = String::with_capacity(topics::RPC_RESPONSE_PREFIX.len() + id.len());
+        topic.push_str(topics::RPC_RESPONSE_PREFIX);
+        topic.push_str(id);
+        let qos = self.cfg.qos;
+        self.enqueue(topic.into(), payload::encode(response), qos)
+    }
+
+    fn add_pending(&mut self, kind: PendingKind, id: RequestId, now: Millis, timeout: Millis) {
+        self.pending.push(Pending {
+            kind,
+            id,
+            deadline: now.saturating_add(timeout),
+            timeout,
+        });
+    }
+
+    /// Queues an attribute request (spec 6); its answer (or timeout after `timeout_ms`) comes as
+    /// [`Event::AttributeResponse`] with the returned id.
+    pub fn request_attributes(
+        &mut self,
+        now: Millis,
+        client_keys: &[&str],
+        shared_keys: &[&str],
+        timeout_ms: Millis,
+    ) -> Result<RequestId, Error> {
+        let body = payload::attribute_request(client_keys, shared_keys)?;
+        let id = RequestId(self.next_attr_request.wrapping_add(1));
+        let topic = alloc::format!("{}{}", topics::ATTRIBUTES_REQUEST_PREFIX, id.0);
+        let qos = self.cfg.qos;
+        self.enqueue(topic.into(), body, qos)?;
+        self.next_attr_request = id.0;
+        self.add_pending(PendingKind::Attributes, id, now, timeout_ms);
+        Ok(id)
+    }
+
+    /// Queues a client-side RPC (spec 8); its answer (or timeout) comes as
+    /// [`Event::RpcResponse`] with the returned id.
+    pub fn send_rpc_call(
+        &mut self,
+        now: Millis,
+        method: &str,
+        params: &Value,
+        timeout_ms: Millis,
+    ) -> Result<RequestId, Error> {
+        let id = RequestId(self.next_rpc.wrapping_add(1));
+        let topic = alloc::format!("{}{}", topics::RPC_REQUEST_PREFIX, id.0);
+        let qos = self.cfg.qos;
+        self.enqueue(topic.into(), payload::rpc_request(method, params), qos)?;
+        self.next_rpc = id.0;
+        self.add_pending(PendingKind::Rpc, id, now, timeout_ms);
+        Ok(id)
+    }
+
+    /// Queues a provisioning request (spec 10.2); the answer comes as
+    /// [`Event::ProvisionResponse`]. Use in a [`Mode::Provisioning`] session.
+    pub fn provision(&mut self, request: &Value) -> Result<MessageId, Error> {
+        let body = provision::request_payload(request)?;
+        self.enqueue(topics::PROVISION_REQUEST.into(), body, QoS::AtLeastOnce)
+    }
+
+    /// Adds an attribute subscription for `key` (`"*"` for every update). No MQTT traffic.
+    pub fn subscribe_to_attribute(&mut self, key: &str) -> SubscriptionId {
+        self.next_sub = self.next_sub.wrapping_add(1);
+        let id = SubscriptionId(self.next_sub);
+        self.subscriptions.push((id, key.to_string()));
+        id
+    }
+
+    /// Removes a subscription; returns whether it existed.
+    pub fn unsubscribe_from_attribute(&mut self, id: SubscriptionId) -> bool {
+        let before = self.subscriptions.len();
+        self.subscriptions.retain(|(s, _)| *s != id);
+        before != self.subscriptions.len()
+    }
+
+    /// Removes every attribute subscription.
+    pub fn clear_subscriptions(&mut self) {
+        self.subscriptions.clear();
+    }
+
+    /// Forgets a pending request without an event (the caller gave up on it).
+    pub fn cancel_request(&mut self, id: RequestId) {
+        self.pending.retain(|p| p.id != id);
+    }
+
+    // ---- inputs --------------------------------------------------------------------------
+
+    /// The broker accepted the session (CONNACK 0). Subscriptions are due again (ThingsBoard
+    /// keeps none across connections, spec 2.7), then unacknowledged messages are resent.
+    pub fn handle_connected(&mut self) {
+        self.requeue_inflight();
+        self.connected = true;
+        self.subscribe_due = true;
+    }
+
+    /// The link dropped. Unacknowledged QoS 1 messages go back to the head of the queue.
+    pub fn handle_disconnected(&mut self) {
+        self.connected = false;
+        self.subscribe_due = false;
+        self.requeue_inflight();
+    }
+
+    fn requeue_inflight(&mut self) {
+        while let Some(p) = self.inflight.pop_back() {
+            self.queued.push_front(p);
+        }
+    }
+
+    /// The broker acknowledged message `id`. Returns whether it was awaiting that.
+    pub fn handle_puback(&mut self, id: MessageId) -> bool {
+        // Acks arrive in order almost always, so the match is nearly always at the front.
+        if let Some(pos) = self.inflight.iter().position(|p| p.id == id) {
+            self.inflight.remove(pos);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Time passed: requests past their deadline end with a timeout event.
+    pub fn handle_timeout(&mut self, now: Millis) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].deadline <= now {
+                let p = self.pending.swap_remove(i);
+                let result = Err(TimedOut {
+                    after_ms: p.timeout,
+                });
+                self.events.push_back(match p.kind {
+                    PendingKind::Attributes => Event::AttributeResponse { id: p.id, result },
+                    PendingKind::Rpc => Event::RpcResponse { id: p.id, result },
+                });
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn take_pending(&mut self, kind: PendingKind, id: u32) -> bool {
+        match self
+            .pending
+            .iter()
+            .position(|p| p.kind == kind && p.id.0 == id)
+        {
+            Some(pos) => {
+                self.pending.swap_remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn is_echo(&mut self, now: Millis, topic: &str, payload: &[u8]) -> bool {
+        while self.echoes.front().is_some_and(|e| e.expires <= now) {
+            self.echoes.pop_front();
+        }
+        match self
+            .echoes
+            .iter()
+            .position(|e| e.topic == topic && e.payload == payload)
+        {
+            Some(pos) => {
+                self.echoes.remove(pos);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn drop_msg(&mut self, topic: &str, reason: PeerError) {
+        self.events.push_back(Event::Dropped {
+            topic: topic.to_string(),
+            reason,
+        });
+    }
+
+    /// An incoming PUBLISH. Every outcome is an event; bad data becomes [`Event::Dropped`].
+    pub fn handle_publish(&mut self, now: Millis, topic: &str, payload: &[u8]) {
+        if !self.echoes.is_empty() && self.is_echo(now, topic, payload) {
+            return self.drop_msg(topic, PeerError::Echo);
+        }
+        let event = match self.classify(topic, payload) {
+            Ok(ev) => ev,
+            Err(reason) => Event::Dropped {
+                topic: topic.to_string(),
+                reason,
+            },
+        };
+        self.events.push_back(event);
+    }
+
+    fn classify(&mut self, topic: &str, payload: &[u8]) -> Result<Event, PeerError> {
+        let json = |payload: &[u8]| -> Result<Value, PeerError> {
+            serde_json::from_slice(payload).map_err(|e| PeerError::InvalidJson(e.to_string()))
+        };
+        let object = |payload: &[u8]| -> Result<Map<String, Value>, PeerError> {
+            match json(payload)? {
+                Value::Object(m) => Ok(m),
+                other => Err(PeerError::NotAnObject(kind(&other))),
+            }
+        };
+        if topic == topics::ATTRIBUTES {
+            let data = object(payload)?;
+            let subscriptions = self.matching_subscriptions(&data);
+            return Ok(Event::AttributeUpdate {
+                data,
+                subscriptions,
+            });
+        }
+        if let Some(id) = topics::id_after(topic, topics::ATTRIBUTES_RESPONSE_PREFIX) {
+            let id = id.map_err(|()| PeerError::BadId)?;
+            let result = Value::Object(object(payload)?);
+            if !self.take_pending(PendingKind::Attributes, id) {
+                return Err(PeerError::UnknownRequest(id));
+            }
+            return Ok(Event::AttributeResponse {
+                id: RequestId(id),
+                result: Ok(result),
+            });
+        }
+        if let Some(id) = topics::id_after(topic, topics::RPC_REQUEST_PREFIX) {
+            id.map_err(|()| PeerError::BadId)?;
+            let body = Value::Object(object(payload)?);
+            let id = topic[topics::RPC_REQUEST_PREFIX.len()..].to_string();
+            return Ok(Event::RpcRequest { id, body });
+        }
+        if let Some(id) = topics::id_after(topic, topics::RPC_RESPONSE_PREFIX) {
+            let id = id.map_err(|()| PeerError::BadId)?;
+            let result = json(payload)?;
+            if !self.take_pending(PendingKind::Rpc, id) {
+                return Err(PeerError::UnknownRequest(id));
+            }
+            return Ok(Event::RpcResponse {
+                id: RequestId(id),
+                result: Ok(result),
+            });
+        }
+        if topic == topics::PROVISION_RESPONSE {
+            return provision::parse_response(payload).map(Event::ProvisionResponse);
+        }
+        Err(PeerError::UnknownTopic)
+    }
+
+    fn matching_subscriptions(&self, data: &Map<String, Value>) -> Vec<SubscriptionId> {
+        let mut out: Vec<SubscriptionId> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, k)| k == "*")
+            .map(|(id, _)| *id)
+            .collect();
+        for key in data.keys() {
+            out.extend(
+                self.subscriptions
+                    .iter()
+                    .filter(|(_, k)| k == key)
+                    .map(|(id, _)| *id),
+            );
+        }
+        out
+    }
+
+    // ---- outputs -------------------------------------------------------------------------
+
+    fn is_echo_candidate(topic: &str) -> bool {
+        topic == topics::ATTRIBUTES
+            || topic.starts_with(topics::RPC_REQUEST_PREFIX)
+            || topic.starts_with(topics::RPC_RESPONSE_PREFIX)
+    }
+
+    /// The next thing to send, while connected: first the subscriptions after a CONNACK, then
+    /// queued publishes in order. A QoS 1 publish stays held until its PUBACK.
+    pub fn poll_transmit(&mut self, now: Millis) -> Option<Transmit> {
+        if !self.connected {
+            return None;
+        }
+        if self.subscribe_due {
+            self.subscribe_due = false;
+            let filters: &'static [&'static str] = match self.cfg.mode {
+                Mode::Device => &topics::DEVICE_SUBSCRIPTIONS,
+                Mode::Provisioning => &topics::PROVISION_SUBSCRIPTIONS,
+            };
+            return Some(Transmit::Subscribe {
+                filters,
+                qos: self.cfg.qos,
+            });
+        }
+        let p = self.queued.pop_front()?;
+        if self.cfg.mode == Mode::Device && Self::is_echo_candidate(&p.topic) {
+            // Design: mosquitto routes a device's publishes on `attributes`, `rpc/request/N` and
+            // `rpc/response/N` back to it, because the device subscribes to those filters.
+            // Remember what went out so that the copy coming back is recognised and dropped.
+            if self.echoes.len() >= MAX_ECHOES {
+                self.echoes.pop_front();
+            }
+            self.echoes.push_back(Echo {
+                topic: p.topic.clone(),
+                payload: p.payload.clone(),
+                expires: now.saturating_add(self.cfg.echo_window_ms),
+            });
+        }
+        if p.qos == QoS::AtLeastOnce {
+            self.inflight.push_back(p.clone());
+        }
+        Some(Transmit::Publish(p))
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest deadline of a pending request, if any: call
+    /// [`handle_timeout`](Device::handle_timeout) once it has passed.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        self.pending.iter().map(|p| p.deadline).min()
+    }
+}

@@ -1,0 +1,55 @@
+//! # tb-core: the ThingsBoard device protocol, sans-IO
+//!
+//! This crate holds every ThingsBoard rule a device needs (topic names, payload shapes and
+//! validation, request-id counters, pending requests with deadlines, attribute
+//! subscriptions, classification of incoming publishes, and the list of unacknowledged QoS 1
+//! publishes to resend after a reconnect) and nothing else: no network code, no clock, no
+//! threads, no randomness. It is `no_std` with `alloc`, so the same code runs in a CPython
+//! extension and in microcontroller firmware.
+//!
+//! The host owns the MQTT client. It passes time in as [`Millis`] (any monotonic origin), feeds
+//! what the network delivers into `handle_*` methods, and drains `poll_*` methods:
+//!
+//! ```
+//! use tb_core::{Config, Device, Transmit};
+//! use serde_json::json;
+//!
+//! let mut dev = Device::new(Config::default());
+//! dev.send_telemetry(&json!({"temperature": 25.5})).unwrap();
+//! dev.handle_connected(); // after CONNACK
+//! let mut sent = Vec::new();
+//! while let Some(tx) = dev.poll_transmit(0) {
+//!     sent.push(tx);
+//! }
+//! assert!(matches!(&sent[0], Transmit::Subscribe { .. }));
+//! match &sent[1] {
+//!     Transmit::Publish(p) => {
+//!         assert_eq!(p.topic, "v1/devices/me/telemetry");
+//!         assert_eq!(p.payload, br#"{"temperature":25.5}"#);
+//!         dev.handle_puback(p.id); // when the broker acknowledges it
+//!     }
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+//!
+//! The protocol reference is `spec/thingsboard-mqtt.md`; comments cite its sections.
+#![cfg_attr(not(test), no_std)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod device;
+mod error;
+pub mod payload;
+pub mod provision;
+pub mod topics;
+
+pub use device::{
+    Config, Device, Event, MessageId, Millis, Mode, Publish, QoS, RequestId, SubscriptionId,
+    TimedOut, Transmit,
+};
+pub use error::{CapacityError, Error, PeerError, UsageError};
+pub use provision::ProvisionOutcome;
+pub use serde_json;

@@ -1,0 +1,231 @@
+//! Payload rules: what ThingsBoard accepts on each uplink topic, and the JSON the device
+//! builds for requests.
+//!
+//! The server closes an MQTT 3.x connection on a payload it cannot validate (spec 2.9), so the
+//! device checks shapes before anything is queued.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use serde_json::{Map, Value};
+
+use crate::error::UsageError;
+
+/// A short name of a JSON value's kind, in Python's words (the API's users write Python).
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "None",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// Checks one telemetry object: flat, or `{"ts": ms, "values": {...}}`.
+///
+/// spec 4: an object is timestamped only when it has both `ts` and `values`; then `values`
+/// must be an object and `ts` an integer, or the server closes the connection.
+fn check_telemetry_object(m: &Map<String, Value>) -> Result<(), UsageError> {
+    if let (Some(ts), Some(values)) = (m.get("ts"), m.get("values")) {
+        if !(ts.is_u64() || ts.is_i64()) {
+            return Err(UsageError::Payload(format!(
+                "telemetry \"ts\" must be an integer timestamp in milliseconds, got {}",
+                kind(ts)
+            )));
+        }
+        if !values.is_object() {
+            return Err(UsageError::Payload(format!(
+                "telemetry \"values\" must be a dict, got {}",
+                kind(values)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a telemetry payload: a dict, a `{"ts", "values"}` dict, or a non-empty list of those.
+///
+/// An empty list is refused: ThingsBoard never acknowledges `[]` (spec 4), so a QoS 1 `[]`
+/// would wait for a PUBACK forever.
+pub fn check_telemetry(v: &Value) -> Result<(), UsageError> {
+    match v {
+        Value::Object(m) => check_telemetry_object(m),
+        Value::Array(items) if items.is_empty() => Err(UsageError::Payload(
+            "telemetry list is empty: ThingsBoard never acknowledges an empty list".into(),
+        )),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::Object(m) => check_telemetry_object(m)?,
+                    other => {
+                        return Err(UsageError::Payload(format!(
+                            "telemetry list items must be dicts, item {i} is {}",
+                            kind(other)
+                        )))
+                    }
+                }
+            }
+            Ok(())
+        }
+        other => Err(UsageError::Payload(format!(
+            "telemetry must be a dict or a list of dicts, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+/// Checks a client-attributes payload: one flat object (spec 5).
+pub fn check_attributes(v: &Value) -> Result<(), UsageError> {
+    match v {
+        Value::Object(_) => Ok(()),
+        other => Err(UsageError::Payload(format!(
+            "attributes must be a dict, got {}",
+            kind(other)
+        ))),
+    }
+}
+
+/// Encodes a JSON value compactly.
+pub fn encode(v: &Value) -> Vec<u8> {
+    // Serialising a Value into a Vec cannot fail: keys are strings and numbers are finite.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Joins attribute keys with commas, as the server splits them (spec 6: split on `,`, not
+/// trimmed). A key containing a comma would be split into two keys, so it is refused.
+fn join_keys(which: &str, keys: &[&str]) -> Result<String, UsageError> {
+    let mut out = String::new();
+    for (i, k) in keys.iter().enumerate() {
+        if k.contains(',') {
+            return Err(UsageError::Invalid(format!(
+                "{which} key {k:?} contains a comma; ThingsBoard splits keys on commas"
+            )));
+        }
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(k);
+    }
+    Ok(out)
+}
+
+/// Builds an attribute request: `{"clientKeys":"a,b","sharedKeys":"c"}`, each field present only
+/// when keys were given (an empty list counts as not given, as in the reference).
+pub fn attribute_request(client: &[&str], shared: &[&str]) -> Result<Vec<u8>, UsageError> {
+    let mut m = Map::new();
+    if !client.is_empty() {
+        m.insert(
+            "clientKeys".into(),
+            Value::String(join_keys("client", client)?),
+        );
+    }
+    if !shared.is_empty() {
+        m.insert(
+            "sharedKeys".into(),
+            Value::String(join_keys("shared", shared)?),
+        );
+    }
+    Ok(encode(&Value::Object(m)))
+}
+
+/// Builds a client-side RPC request: `{"method":...,"params":...}` (spec 8).
+pub fn rpc_request(method: &str, params: &Value) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("method".into(), Value::String(method.into()));
+    m.insert("params".into(), params.clone());
+    encode(&Value::Object(m))
+}
+
+/// Builds a claim request: `{"secretKey":...,"durationMs":...}`, each key only when given
+/// (spec 9; the reference omits an empty secret and a zero duration).
+pub fn claim(secret_key: Option<&str>, duration_ms: Option<u64>) -> Vec<u8> {
+    let mut m = Map::new();
+    if let Some(s) = secret_key.filter(|s| !s.is_empty()) {
+        m.insert("secretKey".into(), Value::String(s.into()));
+    }
+    if let Some(d) = duration_ms.filter(|d| *d != 0) {
+        m.insert("durationMs".into(), Value::from(d));
+    }
+    encode(&Value::Object(m))
+}
+
+/// Checks a server-RPC request id before it is put into a reply topic.
+///
+/// ThingsBoard ids are decimal integers (spec 7.2); a wildcard or slash would make an invalid
+/// topic, and a non-numeric id closes the connection (spec 2.9).
+pub fn check_rpc_reply_id(id: &str) -> Result<(), UsageError> {
+    if id.contains(['+', '#', '/']) {
+        return Err(UsageError::BadId(format!(
+            "RPC request id {id:?} contains an MQTT wildcard or '/'; use the id the handler received"
+        )));
+    }
+    if id.is_empty() || id.len() > 10 || !id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(UsageError::BadId(format!(
+            "RPC request id must be a decimal integer (as received by the handler), got {id:?}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn telemetry_shapes() {
+        assert!(check_telemetry(&json!({"temperature": 25.5})).is_ok());
+        assert!(check_telemetry(&json!({"ts": 1451649600000u64, "values": {"t": 1}})).is_ok());
+        assert!(check_telemetry(&json!([{"ts": 1, "values": {"a": 1}}, {"b": 2}])).is_ok());
+        assert!(check_telemetry(&json!({"ts": 5, "temp": 1})).is_ok());
+        assert!(check_telemetry(&json!([])).is_err());
+        assert!(check_telemetry(&json!([1, 2])).is_err());
+        assert!(check_telemetry(&json!("x")).is_err());
+        assert!(check_telemetry(&json!({"ts": "now", "values": {}})).is_err());
+        assert!(check_telemetry(&json!({"ts": 1, "values": [1]})).is_err());
+    }
+
+    #[test]
+    fn attribute_request_joins_keys_with_commas() {
+        assert_eq!(
+            attribute_request(&["a", "b"], &["c"]).unwrap(),
+            br#"{"clientKeys":"a,b","sharedKeys":"c"}"#
+        );
+        assert_eq!(
+            attribute_request(&[], &["c"]).unwrap(),
+            br#"{"sharedKeys":"c"}"#
+        );
+        assert_eq!(attribute_request(&[], &[]).unwrap(), b"{}");
+        assert!(attribute_request(&["a,b"], &[]).is_err());
+    }
+
+    #[test]
+    fn claim_omits_absent_fields() {
+        assert_eq!(claim(Some("k"), None), br#"{"secretKey":"k"}"#);
+        assert_eq!(
+            claim(Some("k"), Some(60000)),
+            br#"{"secretKey":"k","durationMs":60000}"#
+        );
+        assert_eq!(claim(None, None), b"{}");
+    }
+
+    #[test]
+    fn rpc_request_payload() {
+        assert_eq!(
+            rpc_request("getTime", &json!({})),
+            br#"{"method":"getTime","params":{}}"#
+        );
+    }
+
+    #[test]
+    fn rpc_reply_ids() {
+        assert!(check_rpc_reply_id("17").is_ok());
+        assert!(check_rpc_reply_id("1+").is_err());
+        assert!(check_rpc_reply_id("#").is_err());
+        assert!(check_rpc_reply_id("1/2").is_err());
+        assert!(check_rpc_reply_id("abc").is_err());
+        assert!(check_rpc_reply_id("").is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! Every ThingsBoard topic string the device side uses, in one place.
+//!
+//! spec: thingsboard-mqtt.md, section 1 (topic overview) and 2.11 (accepted filters).
+
+/// Telemetry upload (D→S).
+pub const TELEMETRY: &str = "v1/devices/me/telemetry";
+/// Client attribute upload (D→S) and shared attribute pushes (S→D).
+pub const ATTRIBUTES: &str = "v1/devices/me/attributes";
+/// Prefix of attribute requests (D→S); the request id follows.
+pub const ATTRIBUTES_REQUEST_PREFIX: &str = "v1/devices/me/attributes/request/";
+/// Prefix of attribute responses (S→D); the request id follows.
+pub const ATTRIBUTES_RESPONSE_PREFIX: &str = "v1/devices/me/attributes/response/";
+/// Filter matching every attribute response.
+pub const ATTRIBUTES_RESPONSE_FILTER: &str = "v1/devices/me/attributes/response/+";
+/// Prefix of RPC requests: server-side RPC (S→D) and client-side RPC (D→S).
+pub const RPC_REQUEST_PREFIX: &str = "v1/devices/me/rpc/request/";
+/// Filter that turns on server-side RPC delivery.
+pub const RPC_REQUEST_FILTER: &str = "v1/devices/me/rpc/request/+";
+/// Prefix of RPC responses: server-RPC replies (D→S) and client-RPC responses (S→D).
+pub const RPC_RESPONSE_PREFIX: &str = "v1/devices/me/rpc/response/";
+/// Filter matching every client-RPC response.
+pub const RPC_RESPONSE_FILTER: &str = "v1/devices/me/rpc/response/+";
+/// Device claiming (D→S).
+pub const CLAIM: &str = "v1/devices/me/claim";
+/// Provisioning request (D→S); note the leading slash.
+pub const PROVISION_REQUEST: &str = "/provision/request";
+/// Provisioning response (S→D).
+pub const PROVISION_RESPONSE: &str = "/provision/response";
+/// Username (and client id) that opens a provisioning-only session. spec: 3.4
+pub const PROVISION_USERNAME: &str = "provision";
+
+/// The filters a device subscribes to right after every CONNACK, in this order.
+/// spec: api-contract.md, `connect()`; thingsboard-mqtt.md 2.11 (exact filters only).
+pub const DEVICE_SUBSCRIPTIONS: [&str; 4] = [
+    ATTRIBUTES,
+    ATTRIBUTES_RESPONSE_FILTER,
+    RPC_REQUEST_FILTER,
+    RPC_RESPONSE_FILTER,
+];
+
+/// The filters a provisioning session subscribes to.
+pub const PROVISION_SUBSCRIPTIONS: [&str; 1] = [PROVISION_RESPONSE];
+
+/// Parses the decimal id at the end of `topic` after `prefix`.
+///
+/// Returns `None` when the topic does not start with `prefix`, and `Some(Err(()))` when the
+/// remainder is not a decimal `u32` (ThingsBoard ids are 32-bit integers, spec 6 and 8).
+pub fn id_after(topic: &str, prefix: &str) -> Option<Result<u32, ()>> {
+    let rest = topic.strip_prefix(prefix)?;
+    if rest.is_empty() || rest.len() > 10 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Err(()));
+    }
+    Some(rest.parse::<u32>().map_err(|_| ()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_after_accepts_decimal_ids_only() {
+        assert_eq!(
+            id_after("v1/devices/me/rpc/request/17", RPC_REQUEST_PREFIX),
+            Some(Ok(17))
+        );
+        assert_eq!(
+            id_after("v1/devices/me/rpc/request/0", RPC_REQUEST_PREFIX),
+            Some(Ok(0))
+        );
+        assert_eq!(
+            id_after("v1/devices/me/rpc/request/abc", RPC_REQUEST_PREFIX),
+            Some(Err(()))
+        );
+        assert_eq!(
+            id_after("v1/devices/me/rpc/request/", RPC_REQUEST_PREFIX),
+            Some(Err(()))
+        );
+        assert_eq!(
+            id_after("v1/devices/me/rpc/request/-1", RPC_REQUEST_PREFIX),
+            Some(Err(()))
+        );
+        assert_eq!(
+            id_after(
+                "v1/devices/me/rpc/request/123456789012345678901234567890",
+                RPC_REQUEST_PREFIX
+            ),
+            Some(Err(()))
+        );
+        assert_eq!(
+            id_after("v1/devices/me/rpc/request/99999999999", RPC_REQUEST_PREFIX),
+            Some(Err(()))
+        );
+        assert_eq!(
+            id_after("v1/devices/me/telemetry", RPC_REQUEST_PREFIX),
+            None
+        );
+    }
+}
