@@ -170,6 +170,7 @@ class Mosquitto:
         finally:
             logf.close()
         self.starts += 1
+        self._record_pid()
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -187,9 +188,26 @@ class Mosquitto:
                     ) from None
                 time.sleep(0.01)
 
+    def _pidfile(self, pid: int) -> Path | None:
+        # .ci/run sets TB_TEST_PID_DIR so it can stop our brokers if pytest itself is killed
+        d = os.environ.get("TB_TEST_PID_DIR")
+        return Path(d) / f"mosquitto-{pid}.pid" if d else None
+
+    def _record_pid(self) -> None:
+        assert self.proc is not None
+        path = self._pidfile(self.proc.pid)
+        if path:
+            path.write_text(str(self.proc.pid))
+
     def stop(self, timeout: float = 10.0) -> None:
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
+            return
+        path = self._pidfile(proc.pid)
+        if path:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
         try:
