@@ -202,3 +202,21 @@ def test_disconnect_flushes_queued_qos1_messages(make_client, tb_peer):
     client.disconnect()
     msgs = tb_peer.wait_count("v1/devices/me/telemetry", 200, timeout=10, since=mark)
     assert {m.json()["n"] for m in msgs} == set(range(200))
+
+
+def test_username_password_and_keepalive_extras(fake_broker):
+    fb: FakeBroker = fake_broker()
+    client = TBDeviceMqttClient(
+        fb.host, fb.port, client_id="basic", username="user1", password="pw1", keepalive=30
+    )
+    try:
+        assert client.connect(timeout=5) == 0
+        info = fb.connects[0]
+        assert (info.username, info.password, info.keepalive) == ("user1", b"pw1", 30)
+    finally:
+        client.disconnect()
+
+
+def test_extras_are_keyword_only():
+    with pytest.raises(TypeError):
+        TBDeviceMqttClient("127.0.0.1", 1883, "tok", None, None, 0, "user")  # type: ignore[misc]

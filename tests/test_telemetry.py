@@ -175,3 +175,18 @@ def test_extreme_numbers_roundtrip(client, tb_peer, value):
     assert got == value
     if isinstance(value, float):
         assert math.copysign(1, got) == math.copysign(1, value)
+
+
+def test_large_payloads_up_to_thingsboard_limit(client, tb_peer):
+    """rumqttc's 10 KiB default is raised to ThingsBoard's 64 KiB, both directions."""
+    mark = tb_peer.mark()
+    big = {"blob": "x" * 60_000}
+    assert client.send_telemetry(big).wait(10) is True
+    assert tb_peer.wait_for(TELEMETRY, since=mark).payload == compact(big)
+    got = []
+    client.subscribe_to_attribute("blob", lambda r, *a: got.append(r))
+    tb_peer.push_attributes(big)
+    from conftest import pump_until
+
+    pump_until(client, lambda: got)
+    assert got == [big]
