@@ -67,6 +67,10 @@ pub struct Config {
     pub mode: Mode,
     /// How long an own publish may come back from the broker and be recognised as an echo.
     pub echo_window_ms: Millis,
+    /// Largest MQTT remaining length the server accepts (spec 2.5: 65536 by default); a
+    /// bigger publish is refused before it is queued, since the server would close the
+    /// connection on it.
+    pub max_packet_size: usize,
 }
 
 impl Default for Config {
@@ -76,6 +80,7 @@ impl Default for Config {
             max_queued: 100_000,
             mode: Mode::Device,
             echo_window_ms: 10_000,
+            max_packet_size: 65_536,
         }
     }
 }
@@ -213,6 +218,7 @@ pub struct Device {
     inflight: VecDeque<Publish>,
     events: VecDeque<Event>,
     echoes: VecDeque<Echo>,
+    qos1_unacked: usize,
 }
 
 impl Device {
@@ -232,6 +238,7 @@ impl Device {
             inflight: VecDeque::new(),
             events: VecDeque::new(),
             echoes: VecDeque::new(),
+            qos1_unacked: 0,
         }
     }
 
@@ -254,17 +261,15 @@ impl Device {
 
     /// QoS 1 messages queued or awaiting PUBACK (what a flush waits for).
     pub fn unacknowledged_qos1(&self) -> usize {
-        self.inflight.len()
-            + self
-                .queued
-                .iter()
-                .filter(|p| p.qos == QoS::AtLeastOnce)
-                .count()
+        self.qos1_unacked
     }
 
     /// Whether the message is still queued or awaiting its PUBACK.
     pub fn is_pending(&self, id: MessageId) -> bool {
-        self.inflight.iter().any(|p| p.id == id) || self.queued.iter().any(|p| p.id == id)
+        // Both queues stay sorted by id: messages are queued in id order, handed over from the
+        // head of `queued` to the tail of `inflight`, and put back in order on a disconnect.
+        self.inflight.binary_search_by_key(&id, |p| p.id).is_ok()
+            || self.queued.binary_search_by_key(&id, |p| p.id).is_ok()
     }
 
     /// Whether a request is still waiting for its response.
@@ -280,6 +285,15 @@ impl Device {
         payload: Vec<u8>,
         qos: QoS,
     ) -> Result<MessageId, Error> {
+        // spec 2.5: the limit counts the remaining length: topic (2 + len), packet id, payload.
+        let size = 2 + topic.len() + if qos == QoS::AtLeastOnce { 2 } else { 0 } + payload.len();
+        if size > self.cfg.max_packet_size {
+            return Err(UsageError::Payload(alloc::format!(
+                "message on {topic} is {size} bytes; ThingsBoard accepts at most {} per packet",
+                self.cfg.max_packet_size
+            ))
+            .into());
+        }
         if self.unacknowledged() >= self.cfg.max_queued {
             return Err(CapacityError::QueueFull {
                 limit: self.cfg.max_queued,
@@ -288,6 +302,9 @@ impl Device {
         }
         self.next_msg += 1;
         let id = MessageId(self.next_msg);
+        if qos == QoS::AtLeastOnce {
+            self.qos1_unacked += 1;
+        }
         self.queued.push_back(Publish {
             id,
             topic,
@@ -436,14 +453,20 @@ impl Device {
         }
     }
 
-    /// The broker acknowledged message `id`. Returns whether it was awaiting that.
+    /// The broker acknowledged message `id` (QoS 1), or the host wrote it to the network
+    /// (QoS 0). Returns whether it was awaiting that.
     pub fn handle_puback(&mut self, id: MessageId) -> bool {
         // Acks arrive in order almost always, so the match is nearly always at the front.
-        if let Some(pos) = self.inflight.iter().position(|p| p.id == id) {
-            self.inflight.remove(pos);
-            true
-        } else {
-            false
+        match self.inflight.iter().position(|p| p.id == id) {
+            Some(pos) => {
+                if let Some(p) = self.inflight.remove(pos) {
+                    if p.qos == QoS::AtLeastOnce {
+                        self.qos1_unacked -= 1;
+                    }
+                }
+                true
+            }
+            None => false,
         }
     }
 
@@ -598,7 +621,10 @@ impl Device {
     }
 
     /// The next thing to send, while connected: first the subscriptions after a CONNACK, then
-    /// queued publishes in order. A QoS 1 publish stays held until its PUBACK.
+    /// queued publishes in order. A publish stays held until [`handle_puback`] names it (for
+    /// QoS 0, once the host wrote it), and is sent again after a reconnect until then.
+    ///
+    /// [`handle_puback`]: Device::handle_puback
     pub fn poll_transmit(&mut self, now: Millis) -> Option<Transmit> {
         if !self.connected {
             return None;
@@ -628,9 +654,7 @@ impl Device {
                 expires: now.saturating_add(self.cfg.echo_window_ms),
             });
         }
-        if p.qos == QoS::AtLeastOnce {
-            self.inflight.push_back(p.clone());
-        }
+        self.inflight.push_back(p.clone());
         Some(Transmit::Publish(p))
     }
 

@@ -108,7 +108,12 @@ fn qos0_messages_are_not_held_for_a_puback() {
         ..Config::default()
     });
     d.send_telemetry(&json!({"a": 1})).unwrap();
-    assert_eq!(publishes(&mut d, 0).len(), 1);
+    let sent = publishes(&mut d, 0);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(d.unacknowledged_qos1(), 0);
+    // Held until the host reports it written.
+    assert_eq!(d.unacknowledged(), 1);
+    assert!(d.handle_puback(sent[0].2));
     assert_eq!(d.unacknowledged(), 0);
 }
 
@@ -124,6 +129,17 @@ fn queue_bound_refuses_without_queueing() {
     assert!(matches!(err, Error::Capacity(_)));
     assert!(err.to_string().contains("queue is full"));
     assert_eq!(d.unacknowledged(), 2);
+}
+
+#[test]
+fn oversize_publish_is_refused_before_queueing() {
+    let mut d = Device::new(Config::default());
+    let big = "x".repeat(70_000);
+    let err = d.send_telemetry(&json!({ "blob": big })).unwrap_err();
+    assert!(err.to_string().contains("at most 65536"), "{err}");
+    assert_eq!(d.unacknowledged(), 0);
+    let fits = "x".repeat(65_000);
+    d.send_telemetry(&json!({ "blob": fits })).unwrap();
 }
 
 #[test]
