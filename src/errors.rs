@@ -1,0 +1,36 @@
+//! One error type for the binding, and its single conversion into Python exceptions.
+
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+pyo3::import_exception!(thingsboard_sdk.exceptions, QueueFullError);
+
+/// Everything the binding can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    /// tb-core refused a command.
+    #[error(transparent)]
+    Core(#[from] tb_core::Error),
+    /// A network-side failure.
+    #[error("{0}")]
+    Network(String),
+    /// Already a Python exception.
+    #[error(transparent)]
+    Py(#[from] PyErr),
+}
+
+impl From<SdkError> for PyErr {
+    fn from(e: SdkError) -> PyErr {
+        match e {
+            SdkError::Core(tb_core::Error::Usage(u)) => match u {
+                tb_core::UsageError::Payload(_) if u.to_string().contains("must be") => {
+                    PyTypeError::new_err(u.to_string())
+                }
+                other => PyValueError::new_err(other.to_string()),
+            },
+            SdkError::Core(tb_core::Error::Capacity(c)) => QueueFullError::new_err(c.to_string()),
+            SdkError::Network(msg) => PyOSError::new_err(msg),
+            SdkError::Py(e) => e,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! `thingsboard_sdk._engine`: the Rust engine behind the `thingsboard_sdk` Python package.
+//!
+//! tb-core holds the ThingsBoard protocol; this crate runs it over rumqttc on a shared tokio
+//! runtime (`runtime`), one IO task per client (`client`), and exposes it to Python (`py`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod client;
+mod convert;
+mod errors;
+mod py;
+mod runtime;
+mod tls;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // Rust log records go to Python's `logging`, under `thingsboard_sdk.*` (the targets).
+    let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers).map(|l| l.install());
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<py::Client>()?;
+    m.add_class::<py::Handle>()?;
+    Ok(())
+}

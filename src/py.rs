@@ -1,0 +1,588 @@
+//! The Python classes of `thingsboard_sdk._engine`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use tb_core::{Config, Device, Event, MessageId, Mode, ProvisionOutcome, QoS, RequestId};
+
+use crate::client::{self, Link, Settings, Shared};
+use crate::convert;
+use crate::errors::SdkError;
+use crate::runtime;
+use crate::tls;
+
+/// How long a blocked call sleeps between checks for Ctrl-C.
+const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+
+fn secs(v: f64, what: &str) -> PyResult<Duration> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a non-negative number of seconds, got {v}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(v.min(1e9)))
+}
+
+fn deadline(timeout: Option<f64>, what: &str) -> PyResult<Option<Instant>> {
+    Ok(match timeout {
+        None => None,
+        Some(t) => Some(Instant::now() + secs(t, what)?),
+    })
+}
+
+/// Blocks (GIL released) until `done` holds or the deadline passes; Ctrl-C interrupts.
+fn block_until<F>(
+    py: Python<'_>,
+    shared: &Shared,
+    deadline: Option<Instant>,
+    mut done: F,
+) -> PyResult<bool>
+where
+    F: FnMut(&mut client::State) -> bool + Send,
+{
+    loop {
+        let ok = py.detach(|| client::wait_slice(shared, deadline, SIGNAL_SLICE, &mut done));
+        if ok {
+            return Ok(true);
+        }
+        py.check_signals()?;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(false);
+        }
+    }
+}
+
+/// One MQTT session to ThingsBoard (or a provisioning session), driven by tb-core.
+#[pyclass(module = "thingsboard_sdk._engine", frozen)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+/// The delivery state of one message accepted by `send_*`.
+#[pyclass(module = "thingsboard_sdk._engine", frozen, name = "MessageHandle")]
+pub struct Handle {
+    shared: Arc<Shared>,
+    id: MessageId,
+}
+
+#[pymethods]
+impl Handle {
+    /// Waits until the broker acknowledged the message (QoS 1) or it was written (QoS 0).
+    ///
+    /// Args:
+    ///     timeout: seconds to wait at most; None waits as long as it takes.
+    ///
+    /// Returns:
+    ///     True once delivered, False if the timeout ran out first.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let id = self.id;
+        let dl = deadline(timeout, "timeout")?;
+        block_until(py, &self.shared, dl, move |st| !st.core.is_pending(id))
+    }
+
+    /// Whether the message was delivered already.
+    #[getter]
+    fn done(&self) -> bool {
+        !self.shared.state.lock().core.is_pending(self.id)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<MessageHandle {} done={}>", self.id.0, self.done())
+    }
+}
+
+impl Client {
+    fn command<F>(&self, f: F) -> Result<MessageId, SdkError>
+    where
+        F: FnOnce(&mut Device) -> Result<MessageId, tb_core::Error>,
+    {
+        let mut st = self.shared.state.lock();
+        let id = f(&mut st.core)?;
+        client::pump(&mut st);
+        Ok(id)
+    }
+
+    fn handle(&self, id: MessageId) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+            id,
+        }
+    }
+}
+
+fn event_to_py(py: Python<'_>, ev: Event) -> PyResult<Py<PyAny>> {
+    let t = match ev {
+        Event::AttributeUpdate {
+            data,
+            subscriptions,
+        } => {
+            let ids: Vec<u32> = subscriptions.iter().map(|s| s.0).collect();
+            PyTuple::new(
+                py,
+                [
+                    "attributes".into_pyobject(py)?.into_any().unbind(),
+                    convert::map_to_py(py, &data)?,
+                    PyList::new(py, ids)?.into_any().unbind(),
+                ],
+            )?
+        }
+        Event::AttributeResponse { id, result } => {
+            response_tuple(py, "attribute_response", id, result)?
+        }
+        Event::RpcResponse { id, result } => response_tuple(py, "rpc_response", id, result)?,
+        Event::RpcRequest { id, body } => PyTuple::new(
+            py,
+            [
+                "rpc_request".into_pyobject(py)?.into_any().unbind(),
+                id.into_pyobject(py)?.into_any().unbind(),
+                convert::to_py(py, &body)?,
+            ],
+        )?,
+        Event::ProvisionResponse(outcome) => {
+            let (status, msg, resp) = match outcome {
+                ProvisionOutcome::Success(m) => ("SUCCESS".to_string(), String::new(), m),
+                ProvisionOutcome::Failure {
+                    status,
+                    error_msg,
+                    response,
+                } => (status, error_msg, response),
+            };
+            PyTuple::new(
+                py,
+                [
+                    "provision_response".into_pyobject(py)?.into_any().unbind(),
+                    status.into_pyobject(py)?.into_any().unbind(),
+                    msg.into_pyobject(py)?.into_any().unbind(),
+                    convert::map_to_py(py, &resp)?,
+                ],
+            )?
+        }
+        Event::Dropped { topic, reason } => PyTuple::new(
+            py,
+            [
+                "dropped".into_pyobject(py)?.into_any().unbind(),
+                topic.into_pyobject(py)?.into_any().unbind(),
+                reason.to_string().into_pyobject(py)?.into_any().unbind(),
+                matches!(reason, tb_core::PeerError::Echo)
+                    .into_pyobject(py)?
+                    .to_owned()
+                    .into_any()
+                    .unbind(),
+            ],
+        )?,
+    };
+    Ok(t.into_any().unbind())
+}
+
+fn response_tuple<'py>(
+    py: Python<'py>,
+    kind: &str,
+    id: RequestId,
+    result: Result<serde_json::Value, tb_core::TimedOut>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (value, timeout) = match result {
+        Ok(v) => (convert::to_py(py, &v)?, py.None()),
+        Err(t) => (
+            py.None(),
+            (t.after_ms as f64 / 1000.0)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+        ),
+    };
+    PyTuple::new(
+        py,
+        [
+            kind.into_pyobject(py)?.into_any().unbind(),
+            id.0.into_pyobject(py)?.into_any().unbind(),
+            value,
+            timeout,
+        ],
+    )
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (host, port, client_id, *, username=None, password=None, qos=1,
+        keepalive=120.0, tls=false, ca_certs=None, cert_file=None, key_file=None,
+        tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=1.0,
+        max_queued_messages=100_000, max_inflight=64, provisioning=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        host: String,
+        port: i64,
+        client_id: String,
+        username: Option<String>,
+        password: Option<String>,
+        qos: i64,
+        keepalive: f64,
+        tls: bool,
+        ca_certs: Option<String>,
+        cert_file: Option<String>,
+        key_file: Option<String>,
+        tls_verify: bool,
+        reconnect: bool,
+        reconnect_min_delay: f64,
+        reconnect_max_delay: f64,
+        max_queued_messages: i64,
+        max_inflight: i64,
+        provisioning: bool,
+    ) -> PyResult<Client> {
+        let qos = QoS::from_int(qos).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| PyValueError::new_err(format!("port must be 1..65535, got {port}")))?;
+        if host.is_empty() {
+            return Err(PyValueError::new_err("host must not be empty"));
+        }
+        let keepalive = secs(keepalive, "keepalive")?;
+        if !keepalive.is_zero() && keepalive < Duration::from_secs(1) {
+            return Err(PyValueError::new_err(
+                "keepalive must be 0 (off) or at least 1 second",
+            ));
+        }
+        let keepalive = Duration::from_secs(keepalive.as_secs().min(65_535));
+        let min_delay = secs(reconnect_min_delay, "reconnect_min_delay")?;
+        let max_delay = secs(reconnect_max_delay, "reconnect_max_delay")?.max(min_delay);
+        if max_queued_messages < 1 {
+            return Err(PyValueError::new_err(format!(
+                "max_queued_messages must be at least 1, got {max_queued_messages}"
+            )));
+        }
+        let max_queued = max_queued_messages as usize;
+        let max_inflight = u16::try_from(max_inflight)
+            .ok()
+            .filter(|n| (1..=65_000).contains(n))
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("max_inflight must be 1..65000, got {max_inflight}"))
+            })?;
+        let tls_cfg = if tls || ca_certs.is_some() || cert_file.is_some() {
+            Some(
+                tls::client_config(&tls::TlsOptions {
+                    ca_certs,
+                    cert_file,
+                    key_file,
+                    verify: tls_verify,
+                })
+                .map_err(PyValueError::new_err)?,
+            )
+        } else {
+            None
+        };
+        let core = Device::new(Config {
+            qos,
+            max_queued,
+            mode: if provisioning {
+                Mode::Provisioning
+            } else {
+                Mode::Device
+            },
+            ..Config::default()
+        });
+        let settings = Settings {
+            host,
+            port,
+            client_id,
+            username,
+            password,
+            keepalive,
+            tls: tls_cfg,
+            reconnect,
+            min_delay,
+            max_delay,
+            max_inflight,
+            // Never full: the device bounds what it hands over (see client.rs).
+            channel_capacity: max_queued + 64,
+        };
+        Ok(Client {
+            shared: Shared::new(core, settings),
+        })
+    }
+
+    /// Connects and waits for the CONNACK. Returns the session-present flag, or None on
+    /// failure (the reason is in `last_error`).
+    #[pyo3(signature = (timeout=10.0))]
+    fn connect(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<bool>> {
+        let t = secs(timeout, "timeout")?;
+        {
+            let st = self.shared.state.lock();
+            if st.link == Link::Up {
+                return Ok(Some(st.session_present));
+            }
+        }
+        let gen = match self.shared.start(t) {
+            Ok(g) => g,
+            Err(_) => return Ok(None),
+        };
+        let _ = gen;
+        let dl = Some(Instant::now() + t);
+        let waited = block_until(py, &self.shared, dl, |st| st.link != Link::Connecting);
+        let mut st = self.shared.state.lock();
+        match waited {
+            Err(e) => {
+                self.shared.abort(&mut st);
+                Err(e)
+            }
+            Ok(_) => match st.link {
+                Link::Up => Ok(Some(st.session_present)),
+                Link::Connecting => {
+                    self.shared.abort(&mut st);
+                    st.last_error = Some(format!("no CONNACK within {:.1} s", t.as_secs_f64()));
+                    Ok(None)
+                }
+                _ => {
+                    if st.last_error.is_none() {
+                        st.last_error = Some("connection failed".into());
+                    }
+                    self.shared.abort(&mut st);
+                    Ok(None)
+                }
+            },
+        }
+    }
+
+    /// Waits (bounded) for queued QoS 1 messages, sends DISCONNECT and closes the socket.
+    #[pyo3(signature = (flush_timeout=5.0))]
+    fn disconnect(&self, py: Python<'_>, flush_timeout: f64) -> PyResult<()> {
+        let up = self.shared.state.lock().link == Link::Up;
+        if up {
+            let dl = Some(Instant::now() + secs(flush_timeout, "flush_timeout")?);
+            block_until(py, &self.shared, dl, |st| {
+                st.link != Link::Up || st.core.unacknowledged_qos1() == 0
+            })?;
+        }
+        if self.shared.begin_close() {
+            let dl = Some(Instant::now() + Duration::from_secs(2));
+            let closed = block_until(py, &self.shared, dl, |st| st.link != Link::Up)?;
+            if !closed {
+                let mut st = self.shared.state.lock();
+                self.shared.abort(&mut st);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every accepted QoS 1 message is acknowledged.
+    #[pyo3(signature = (timeout=None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let dl = deadline(timeout, "timeout")?;
+        block_until(py, &self.shared, dl, |st| {
+            st.core.unacknowledged_qos1() == 0
+        })
+    }
+
+    fn send_telemetry(&self, data: &Bound<'_, PyAny>) -> PyResult<Handle> {
+        let v = convert::to_payload(data, "telemetry", true)?;
+        let id = self.command(|d| d.send_telemetry(&v))?;
+        Ok(self.handle(id))
+    }
+
+    fn send_attributes(&self, data: &Bound<'_, PyAny>) -> PyResult<Handle> {
+        let v = convert::to_payload(data, "attributes", false)?;
+        let id = self.command(|d| d.send_attributes(&v))?;
+        Ok(self.handle(id))
+    }
+
+    #[pyo3(signature = (secret_key=None, duration_ms=None))]
+    fn claim_device(
+        &self,
+        secret_key: Option<String>,
+        duration_ms: Option<u64>,
+    ) -> PyResult<Handle> {
+        let id = self.command(|d| d.claim_device(secret_key.as_deref(), duration_ms))?;
+        Ok(self.handle(id))
+    }
+
+    fn send_rpc_reply(&self, request_id: &str, response: &Bound<'_, PyAny>) -> PyResult<Handle> {
+        let v = convert::to_value(response, "RPC reply")?;
+        let id = self.command(|d| d.send_rpc_reply(request_id, &v))?;
+        Ok(self.handle(id))
+    }
+
+    fn request_attributes(
+        &self,
+        client_keys: Vec<String>,
+        shared_keys: Vec<String>,
+        timeout: f64,
+    ) -> PyResult<u32> {
+        let t = secs(timeout, "timeout")?.as_millis() as u64;
+        let c: Vec<&str> = client_keys.iter().map(String::as_str).collect();
+        let s: Vec<&str> = shared_keys.iter().map(String::as_str).collect();
+        let mut st = self.shared.state.lock();
+        let id = st
+            .core
+            .request_attributes(runtime::now_ms(), &c, &s, t)
+            .map_err(SdkError::from)?;
+        client::pump(&mut st);
+        Ok(id.0)
+    }
+
+    fn send_rpc_call(
+        &self,
+        method: &str,
+        params: &Bound<'_, PyAny>,
+        timeout: f64,
+    ) -> PyResult<u32> {
+        let t = secs(timeout, "timeout")?.as_millis() as u64;
+        let v = convert::to_value(params, "RPC params")?;
+        let mut st = self.shared.state.lock();
+        let id = st
+            .core
+            .send_rpc_call(runtime::now_ms(), method, &v, t)
+            .map_err(SdkError::from)?;
+        client::pump(&mut st);
+        Ok(id.0)
+    }
+
+    fn provision(&self, request: &Bound<'_, PyAny>) -> PyResult<Handle> {
+        let v = convert::to_payload(request, "provision_request", false)?;
+        let id = self.command(|d| d.provision(&v))?;
+        Ok(self.handle(id))
+    }
+
+    fn subscribe_to_attribute(&self, key: &str) -> u32 {
+        self.shared.state.lock().core.subscribe_to_attribute(key).0
+    }
+
+    fn unsubscribe_from_attribute(&self, id: u32) -> bool {
+        self.shared
+            .state
+            .lock()
+            .core
+            .unsubscribe_from_attribute(tb_core::SubscriptionId(id))
+    }
+
+    fn clear_subscriptions(&self) {
+        self.shared.state.lock().core.clear_subscriptions();
+    }
+
+    fn cancel_request(&self, id: u32) {
+        self.shared.state.lock().core.cancel_request(RequestId(id));
+    }
+
+    fn is_request_pending(&self, id: u32) -> bool {
+        self.shared
+            .state
+            .lock()
+            .core
+            .is_request_pending(RequestId(id))
+    }
+
+    /// Takes up to `max` events. With a timeout, waits (GIL released) until one arrives, a
+    /// request deadline passes, or the timeout runs out; `None` waits indefinitely.
+    #[pyo3(signature = (timeout=0.0, max=1000))]
+    fn poll_events(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        max: usize,
+    ) -> PyResult<Py<PyList>> {
+        let dl = match timeout {
+            Some(t) if t <= 0.0 => Some(Instant::now()),
+            other => deadline(other, "timeout")?,
+        };
+        let mut taken: Vec<Event> = Vec::new();
+        let take = |st: &mut client::State, taken: &mut Vec<Event>| {
+            st.core.handle_timeout(runtime::now_ms());
+            while taken.len() < max {
+                match st.core.poll_event() {
+                    Some(ev) => taken.push(ev),
+                    None => break,
+                }
+            }
+            !taken.is_empty()
+        };
+        {
+            let mut st = self.shared.state.lock();
+            take(&mut st, &mut taken);
+        }
+        if taken.is_empty() && dl.is_none_or(|d| d > Instant::now()) {
+            loop {
+                // Wake at the next request deadline too, so timeouts are delivered on time.
+                let next = {
+                    let st = self.shared.state.lock();
+                    st.core.poll_timeout()
+                };
+                let wake = next.map(|ms| {
+                    let now = runtime::now_ms();
+                    Instant::now() + Duration::from_millis(ms.saturating_sub(now))
+                });
+                let until = match (dl, wake) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let got = py.detach(|| {
+                    client::wait_slice(&self.shared, until, SIGNAL_SLICE, |st| {
+                        st.core.handle_timeout(runtime::now_ms());
+                        let mut any = false;
+                        while taken.len() < max {
+                            match st.core.poll_event() {
+                                Some(ev) => {
+                                    taken.push(ev);
+                                    any = true;
+                                }
+                                None => break,
+                            }
+                        }
+                        any
+                    })
+                });
+                if got {
+                    break;
+                }
+                py.check_signals()?;
+                if dl.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+            }
+        }
+        let list = PyList::empty(py);
+        for ev in taken {
+            list.append(event_to_py(py, ev)?)?;
+        }
+        Ok(list.unbind())
+    }
+
+    /// True while an MQTT session is up.
+    #[getter]
+    fn connected(&self) -> bool {
+        self.shared.state.lock().link == Link::Up
+    }
+
+    /// Link state: "idle", "connecting", "up", "down" (reconnecting) or "failed".
+    #[getter]
+    fn link(&self) -> &'static str {
+        match self.shared.state.lock().link {
+            Link::Idle => "idle",
+            Link::Connecting => "connecting",
+            Link::Up => "up",
+            Link::Down => "down",
+            Link::Failed => "failed",
+        }
+    }
+
+    /// Why the last connection attempt failed or the link last dropped.
+    #[getter]
+    fn last_error(&self) -> Option<String> {
+        self.shared.state.lock().last_error.clone()
+    }
+
+    /// Messages queued or awaiting acknowledgement.
+    #[getter]
+    fn queued(&self) -> usize {
+        self.shared.state.lock().core.unacknowledged()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let mut st = self.shared.state.lock();
+        self.shared.abort(&mut st);
+    }
+}
