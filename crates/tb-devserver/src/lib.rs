@@ -1,0 +1,68 @@
+//! An embedded MQTT server that behaves as ThingsBoard's device transport does, so device
+//! code can be run and tested on one machine without ThingsBoard.
+//!
+//! # Contract
+//!
+//! * Behaviour follows `spec/thingsboard-mqtt.md` section 17, items 1-40 and 45: CONNACK
+//!   codes per 3.5, session-present = !clean-session, one session per device, packets
+//!   pipelined behind CONNECT processed in order after the CONNACK, remaining length above
+//!   [`Config::max_payload_size`] closes the connection, only the SUBSCRIBE filters of 2.11
+//!   are granted (at most QoS 1; others get 0x80, 0x8F on MQTT 5), QoS 2 PUBLISH is answered
+//!   with PUBACK, validation failures close MQTT 3.x sessions, `[]` telemetry is never
+//!   acknowledged, unknown topics are acknowledged and dropped, `v1/gateway/*` from a
+//!   non-gateway device is ignored, attribute requests, server- and client-side RPC,
+//!   `getSessionLimits`, claiming and provisioning answer exactly as the spec lists.
+//! * MQTT 3.1.1 fully, 3.1 (`MQIsdp`/3) and 5 accepted (MQTT 5 gets reason codes in
+//!   CONNACK, PUBACK, SUBACK, UNSUBACK and DISCONNECT; no properties are sent). The packet
+//!   codec is rumqttc's `mqttbytes`.
+//! * Everything is kept in memory: devices and credentials, provisioning profiles, client
+//!   and shared attributes, timestamped telemetry typed as ThingsBoard types it
+//!   ([`TbValue`]: lenient JSON, numeric strings cast to numbers), RPC and claim records,
+//!   connection events, a firmware slot per device.
+//! * One tokio task per connection, no thread per connection; a connection that misbehaves
+//!   is closed or stalls alone, it never affects the others, and no input panics.
+//! * [`DevServer`] owns the listener (and, with [`DevServer::start`], a small runtime);
+//!   dropping it shuts everything down. [`DevServerHandle`] is `Clone + Send + Sync`; every
+//!   method may be called from any thread, and blocking ones take a timeout.
+//! * Human-readable log lines (one per connection, upload, RPC, provisioning) go to the
+//!   `log` crate under target [`LOG_TARGET`] and to every [`LogStream`].
+//!
+//! # Example
+//! ```no_run
+//! use std::time::Duration;
+//! use tb_devserver::{Config, DevServer, DeviceSpec};
+//!
+//! let server = DevServer::start(Config::default())?;
+//! server.add_device(DeviceSpec::access_token("Thermostat", "A1_TEST_TOKEN"))?;
+//! println!("listening on {}", server.local_addr());
+//! // ... a device connects with username A1_TEST_TOKEN and subscribes to RPC ...
+//! let reply = server.send_rpc("Thermostat", "getTemp", "{}", Duration::from_secs(5))?;
+//! println!("device says {reply}");
+//! # Ok::<(), tb_devserver::DevServerError>(())
+//! ```
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod codec;
+mod json;
+mod provision;
+mod ratelimit;
+mod server;
+mod session;
+mod store;
+mod value;
+
+pub use codec::MqttVersion;
+pub use server::{
+    ClientRpcHandler, ClientRpcRequest, Config, DevServer, DevServerError, DevServerHandle,
+    LogStream, RateLimits, RpcCall, LOG_TARGET,
+};
+pub use store::{
+    Claim, ClientRpcRecord, ConnectionEvent, ConnectionEventKind, Credentials, DeviceSpec,
+    FirmwarePackage, ProvisionProfile, ProvisionStrategy, ProvisionedDevice, RpcOutcome, RpcRecord,
+    RpcStatus, TelemetryPoint,
+};
+pub use value::TbValue;

@@ -1,0 +1,334 @@
+//! ThingsBoard's key/value typing of JSON payloads. spec: thingsboard-mqtt.md, 2.12.
+
+use crate::json::{java_double, parse_lenient, write_json_string, JVal};
+
+/// A stored telemetry or attribute value, typed as ThingsBoard types it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TbValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// An integral number that fits in 64 bits (`42`, `1e3`, `"007"`).
+    Long(i64),
+    /// A number written with a `.` (`42.0`, `"1.50"`) or a non-integral one (`1e-3`).
+    Double(f64),
+    /// Text, including numbers too large or too precise to keep as numbers.
+    String(String),
+    /// A nested object or array, as compact JSON text.
+    Json(String),
+}
+
+impl TbValue {
+    /// The value as ThingsBoard writes it back to a device (Gson: `42.0`, `1.0E10`, strings
+    /// quoted, JSON values inline).
+    pub fn to_json(&self) -> String {
+        let mut out = String::new();
+        self.write_json(&mut out);
+        out
+    }
+
+    pub(crate) fn write_json(&self, out: &mut String) {
+        match self {
+            TbValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            TbValue::Long(v) => out.push_str(&v.to_string()),
+            TbValue::Double(d) => out.push_str(&java_double(*d)),
+            TbValue::String(s) => write_json_string(out, s),
+            TbValue::Json(j) => out.push_str(j),
+        }
+    }
+
+    /// ThingsBoard's name for the type: `BOOLEAN`, `LONG`, `DOUBLE`, `STRING` or `JSON`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            TbValue::Bool(_) => "BOOLEAN",
+            TbValue::Long(_) => "LONG",
+            TbValue::Double(_) => "DOUBLE",
+            TbValue::String(_) => "STRING",
+            TbValue::Json(_) => "JSON",
+        }
+    }
+}
+
+/// Options of the typing rules (`transport.json.*`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TypingOptions {
+    pub(crate) type_cast: bool,
+    pub(crate) max_string_len: usize,
+}
+
+/// How a payload failed: the two classes of 2.9 differ on MQTT 5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PayloadError {
+    /// `JsonSyntaxException` / `IllegalStateException`: a validation failure.
+    Validation(String),
+    /// Any other runtime exception (e.g. non-numeric `ts`).
+    Unchecked(String),
+}
+
+impl PayloadError {
+    pub(crate) fn message(&self) -> &str {
+        match self {
+            PayloadError::Validation(m) | PayloadError::Unchecked(m) => m,
+        }
+    }
+}
+
+/// Parses a payload as lenient JSON; bytes that are not UTF-8 are replaced, as Java does.
+pub(crate) fn parse_payload(payload: &[u8]) -> Result<JVal, PayloadError> {
+    let text = String::from_utf8_lossy(payload);
+    parse_lenient(&text).map_err(|e| PayloadError::Validation(e.0))
+}
+
+/// Types the members of a JSON object (`JsonConverter.parseProtoValues`): `null` members are
+/// dropped, nested objects/arrays become [`TbValue::Json`].
+pub(crate) fn type_object(
+    members: &[(String, JVal)],
+    opts: TypingOptions,
+) -> Result<Vec<(String, TbValue)>, PayloadError> {
+    let mut out = Vec::with_capacity(members.len());
+    for (key, value) in members {
+        let typed = match value {
+            JVal::Null => continue,
+            JVal::Bool(b) => TbValue::Bool(*b),
+            JVal::Num(n) => numeric(n, opts.type_cast).map_err(PayloadError::Unchecked)?,
+            JVal::Str(s) => {
+                if opts.max_string_len > 0 && s.chars().count() > opts.max_string_len {
+                    return Err(PayloadError::Validation(format!(
+                        "string value of '{key}' is longer than {}",
+                        opts.max_string_len
+                    )));
+                }
+                if opts.type_cast && is_parsable(s) {
+                    numeric(s, true).unwrap_or_else(|_| TbValue::String(s.clone()))
+                } else {
+                    TbValue::String(s.clone())
+                }
+            }
+            JVal::Arr(_) | JVal::Obj(_) => TbValue::Json(value.to_json()),
+        };
+        out.push((key.clone(), typed));
+    }
+    Ok(out)
+}
+
+/// commons-lang3 `NumberUtils.isParsable`: optional leading `-`, ASCII digits, at most one
+/// `.`, not ending in `.`.
+pub(crate) fn is_parsable(s: &str) -> bool {
+    let body = s.strip_prefix('-').unwrap_or(s);
+    if body.is_empty() || s.ends_with('.') {
+        return false;
+    }
+    let mut points = 0;
+    for c in body.chars() {
+        if c == '.' {
+            points += 1;
+            if points > 1 {
+                return false;
+            }
+        } else if !c.is_ascii_digit() {
+            return false;
+        }
+    }
+    true
+}
+
+/// A decimal as `java.math.BigDecimal` holds it: sign, unscaled digits, scale.
+struct Decimal {
+    negative: bool,
+    /// Unscaled digits without leading zeros; empty for zero.
+    digits: String,
+    scale: i64,
+}
+
+impl Decimal {
+    fn parse(text: &str) -> Option<Decimal> {
+        let (negative, rest) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let (mantissa, exp) = match rest.find(['e', 'E']) {
+            Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+            None => (rest, 0),
+        };
+        // BigDecimal keeps the exponent in an int.
+        if exp.unsigned_abs() > i32::MAX as u64 {
+            return None;
+        }
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if int_part.is_empty() && frac_part.is_empty() {
+            return None;
+        }
+        if !int_part
+            .bytes()
+            .chain(frac_part.bytes())
+            .all(|c| c.is_ascii_digit())
+        {
+            return None;
+        }
+        let all = format!("{int_part}{frac_part}");
+        let digits = all.trim_start_matches('0').to_string();
+        Some(Decimal {
+            negative,
+            digits,
+            scale: frac_part.len() as i64 - exp,
+        })
+    }
+
+    fn stripped_scale(&self) -> i64 {
+        if self.digits.is_empty() {
+            return 0;
+        }
+        let trailing = self.digits.len() - self.digits.trim_end_matches('0').len();
+        self.scale - trailing as i64
+    }
+
+    fn long_exact(&self) -> Option<i64> {
+        if self.digits.is_empty() {
+            return Some(0);
+        }
+        let trailing = self.digits.len() - self.digits.trim_end_matches('0').len();
+        let significant = &self.digits[..self.digits.len() - trailing];
+        let zeros = -(self.scale - trailing as i64);
+        if zeros < 0 || significant.len() as i64 + zeros > 20 {
+            return None;
+        }
+        let mut v: i128 = significant.parse().ok()?;
+        for _ in 0..zeros {
+            v = v.checked_mul(10)?;
+        }
+        if self.negative {
+            v = -v;
+        }
+        i64::try_from(v).ok()
+    }
+
+    fn to_plain_string(&self) -> String {
+        let mut out = String::new();
+        if self.digits.is_empty() {
+            out.push('0');
+            if self.scale > 0 {
+                out.push('.');
+                out.push_str(&"0".repeat(self.scale as usize));
+            }
+            return out;
+        }
+        if self.negative {
+            out.push('-');
+        }
+        if self.scale <= 0 {
+            out.push_str(&self.digits);
+            out.push_str(&"0".repeat((-self.scale) as usize));
+        } else {
+            let scale = self.scale as usize;
+            let padded = if self.digits.len() <= scale {
+                format!(
+                    "{}{}",
+                    "0".repeat(scale + 1 - self.digits.len()),
+                    self.digits
+                )
+            } else {
+                self.digits.clone()
+            };
+            let split = padded.len() - scale;
+            out.push_str(&padded[..split]);
+            out.push('.');
+            out.push_str(&padded[split..]);
+        }
+        out
+    }
+}
+
+/// `JsonConverter.buildNumericKeyValueProto`.
+fn numeric(text: &str, type_cast: bool) -> Result<TbValue, String> {
+    let bd = Decimal::parse(text).ok_or_else(|| format!("cannot parse number {text}"))?;
+    let simple_double = text.contains('.') && !text.contains(['e', 'E']);
+    if bd.stripped_scale() <= 0 && !simple_double {
+        match bd.long_exact() {
+            Some(v) => Ok(TbValue::Long(v)),
+            None if type_cast => Ok(TbValue::String(bd.to_plain_string())),
+            None => Err("Big integer values are not supported!".into()),
+        }
+    } else if bd.scale <= 16 {
+        let d: f64 = text
+            .parse()
+            .map_err(|_| format!("cannot parse number {text}"))?;
+        Ok(TbValue::Double(d))
+    } else if type_cast {
+        Ok(TbValue::String(bd.to_plain_string()))
+    } else {
+        Err("Big integer values are not supported!".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(json: &str) -> Vec<(String, TbValue)> {
+        let JVal::Obj(m) = parse_lenient(json).unwrap() else {
+            panic!("not an object")
+        };
+        type_object(
+            &m,
+            TypingOptions {
+                type_cast: true,
+                max_string_len: 0,
+            },
+        )
+        .unwrap()
+    }
+
+    fn one(json_value: &str) -> TbValue {
+        typed(&format!("{{\"k\":{json_value}}}")).remove(0).1
+    }
+
+    #[test]
+    fn numbers_are_typed_as_thingsboard_does() {
+        assert_eq!(one("42"), TbValue::Long(42));
+        assert_eq!(one("42.0"), TbValue::Double(42.0));
+        assert_eq!(one("1e3"), TbValue::Long(1000));
+        assert_eq!(one("1.5e2"), TbValue::Long(150));
+        assert_eq!(one("1e-3"), TbValue::Double(0.001));
+        assert_eq!(one("-7"), TbValue::Long(-7));
+        assert_eq!(
+            one("12345678901234567890"),
+            TbValue::String("12345678901234567890".into())
+        );
+        assert_eq!(
+            one("0.12345678901234567"),
+            TbValue::String("0.12345678901234567".into())
+        );
+        assert_eq!(one("1e20"), TbValue::String("100000000000000000000".into()));
+    }
+
+    #[test]
+    fn numeric_strings_are_cast() {
+        assert_eq!(one("\"007\""), TbValue::Long(7));
+        assert_eq!(one("\"1.50\""), TbValue::Double(1.5));
+        assert_eq!(one("\"-3\""), TbValue::Long(-3));
+        assert_eq!(one("\"1.\""), TbValue::String("1.".into()));
+        assert_eq!(one("\"1e3\""), TbValue::String("1e3".into()));
+        assert_eq!(one("\"+1\""), TbValue::String("+1".into()));
+        assert_eq!(one("\" 1\""), TbValue::String(" 1".into()));
+        assert_eq!(one("\"1.2.3\""), TbValue::String("1.2.3".into()));
+        assert_eq!(one("\"abc\""), TbValue::String("abc".into()));
+    }
+
+    #[test]
+    fn other_values() {
+        assert_eq!(one("true"), TbValue::Bool(true));
+        assert_eq!(
+            one("{\"a\": [1, 2.50]}"),
+            TbValue::Json("{\"a\":[1,2.50]}".into())
+        );
+        assert!(typed("{\"k\":null}").is_empty());
+    }
+
+    #[test]
+    fn values_serialise_as_gson() {
+        assert_eq!(TbValue::Double(1.5).to_json(), "1.5");
+        assert_eq!(TbValue::Double(42.0).to_json(), "42.0");
+        assert_eq!(TbValue::Long(7).to_json(), "7");
+        assert_eq!(TbValue::String("x".into()).to_json(), "\"x\"");
+    }
+}
