@@ -248,8 +248,9 @@ def test_doc_sample_runs(index, broker, tb_peer, run_py, token):
     mark = tb_peer.mark()
     script = build_script(spec, sample, broker.host, broker.port, token)
     proc = run_py.spawn(script)
+    head: list[str] = []
     if spec.expect_rc == 0:
-        run_py.read_until(proc, "SAMPLE-READY", timeout=60)
+        head = run_py.read_until(proc, "SAMPLE-READY", timeout=60)
         if spec.action:
             spec.action(tb_peer)
     try:
@@ -257,6 +258,7 @@ def test_doc_sample_runs(index, broker, tb_peer, run_py, token):
     except Exception:
         proc.kill()
         raise
+    out = "".join(head) + out
     context = f"\n--- script ---\n{script}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
     assert proc.returncode == spec.expect_rc, context
     for text in spec.stdout:
