@@ -68,8 +68,54 @@ pub struct State {
     pub last_error: Option<String>,
     pub session_present: bool,
     closing: bool,
-    /// Python threads blocked on `cond`; the IO task only notifies when there are some.
-    pub waiters: usize,
+    /// What blocked Python threads wait for. Design: the IO task wakes them only when that
+    /// can have happened, not on every packet: a `flush()` woken per PUBACK costs two context
+    /// switches per message.
+    pub wants: Wants,
+}
+
+/// What threads blocked on the condition variable are waiting for.
+#[derive(Default)]
+pub struct Wants {
+    /// Threads waiting for incoming events.
+    pub events: usize,
+    /// Threads waiting for every QoS 1 message to be acknowledged.
+    pub flush: usize,
+    /// Messages whose delivery a thread waits for.
+    pub messages: Vec<MessageId>,
+}
+
+/// One thing a blocked thread waits for (link changes always wake everyone).
+#[derive(Clone, Copy)]
+pub enum Want {
+    Events,
+    Flush,
+    Message(MessageId),
+    Link,
+}
+
+impl Wants {
+    fn add(&mut self, w: Want) {
+        match w {
+            Want::Events => self.events += 1,
+            Want::Flush => self.flush += 1,
+            Want::Message(id) => self.messages.push(id),
+            Want::Link => {}
+        }
+    }
+
+    fn remove(&mut self, w: Want) {
+        match w {
+            Want::Events => self.events -= 1,
+            Want::Flush => self.flush -= 1,
+            Want::Message(id) => {
+                if let Some(pos) = self.messages.iter().position(|m| *m == id) {
+                    self.messages.swap_remove(pos);
+                }
+            }
+            Want::Link => {}
+        }
+    }
 }
 
 pub struct Shared {
@@ -168,7 +214,7 @@ impl Shared {
                 last_error: None,
                 session_present: false,
                 closing: false,
-                waiters: 0,
+                wants: Wants::default(),
             }),
             cond: Condvar::new(),
             settings,
@@ -259,8 +305,15 @@ impl Shared {
         }
     }
 
-    fn notify(&self, st: &State) {
-        if st.waiters > 0 {
+    fn notify_events(&self, st: &State) {
+        if st.wants.events > 0 {
+            self.cond.notify_all();
+        }
+    }
+
+    fn notify_delivered(&self, st: &State, id: MessageId) {
+        let w = &st.wants;
+        if (w.flush > 0 && st.core.unacknowledged_qos1() == 0) || w.messages.contains(&id) {
             self.cond.notify_all();
         }
     }
@@ -286,12 +339,12 @@ impl Shared {
             MqttEvent::Incoming(Packet::Publish(p)) => {
                 st.core
                     .handle_publish(runtime::now_ms(), &p.topic, &p.payload);
-                self.notify(&st);
+                self.notify_events(&st);
             }
             MqttEvent::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = st.pkids.get_mut(ack.pkid as usize).and_then(Option::take) {
                     st.core.handle_puback(id);
-                    self.notify(&st);
+                    self.notify_delivered(&st, id);
                 }
             }
             MqttEvent::Incoming(Packet::SubAck(ack))
@@ -310,7 +363,7 @@ impl Shared {
                     if pkid == 0 {
                         // QoS 0: written is all the acknowledgement there will be.
                         st.core.handle_puback(id);
-                        self.notify(&st);
+                        self.notify_delivered(&st, id);
                     } else {
                         let slot = pkid as usize;
                         if slot >= st.pkids.len() {
@@ -418,6 +471,7 @@ async fn run(shared: Arc<Shared>, mut eventloop: EventLoop, gen: u64, stop: Arc<
 /// most `slice`, so the caller can check for signals in between. Call without the GIL.
 pub fn wait_slice<F>(
     shared: &Shared,
+    want: Want,
     deadline: Option<Instant>,
     slice: Duration,
     mut done: F,
@@ -435,8 +489,8 @@ where
         Some(d) => d.min(now + slice),
         None => now + slice,
     };
-    st.waiters += 1;
+    st.wants.add(want);
     shared.cond.wait_until(&mut st, until);
-    st.waiters -= 1;
+    st.wants.remove(want);
     done(&mut st)
 }

@@ -16,7 +16,15 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Rust log records go to Python's `logging`, under `thingsboard_sdk.*` (the targets).
-    let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers).map(|l| l.install());
+    // Design: records are capped at INFO before they reach Python. rumqttc logs every publish
+    // at DEBUG, and each record that reaches pyo3-log takes the GIL from the IO thread: that
+    // cost a thread-state mmap, munmap and GIL hand-off per message (seen with strace -c -k).
+    if let Ok(logger) = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers) {
+        let _ = logger
+            .filter(log::LevelFilter::Info)
+            .filter_target("rumqttc".to_owned(), log::LevelFilter::Warn)
+            .install();
+    }
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<py::Client>()?;
     m.add_class::<py::Handle>()?;

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 use tb_core::{Config, Device, Event, MessageId, Mode, ProvisionOutcome, QoS, RequestId};
 
-use crate::client::{self, Link, Settings, Shared};
+use crate::client::{self, Link, Settings, Shared, Want};
 use crate::convert;
 use crate::errors::SdkError;
 use crate::runtime;
@@ -37,6 +37,7 @@ fn deadline(timeout: Option<f64>, what: &str) -> PyResult<Option<Instant>> {
 fn block_until<F>(
     py: Python<'_>,
     shared: &Shared,
+    want: Want,
     deadline: Option<Instant>,
     mut done: F,
 ) -> PyResult<bool>
@@ -44,7 +45,7 @@ where
     F: FnMut(&mut client::State) -> bool + Send,
 {
     loop {
-        let ok = py.detach(|| client::wait_slice(shared, deadline, SIGNAL_SLICE, &mut done));
+        let ok = py.detach(|| client::wait_slice(shared, want, deadline, SIGNAL_SLICE, &mut done));
         if ok {
             return Ok(true);
         }
@@ -81,7 +82,9 @@ impl Handle {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let id = self.id;
         let dl = deadline(timeout, "timeout")?;
-        block_until(py, &self.shared, dl, move |st| !st.core.is_pending(id))
+        block_until(py, &self.shared, Want::Message(id), dl, move |st| {
+            !st.core.is_pending(id)
+        })
     }
 
     /// Whether the message was delivered already.
@@ -322,7 +325,9 @@ impl Client {
         };
         let _ = gen;
         let dl = Some(Instant::now() + t);
-        let waited = block_until(py, &self.shared, dl, |st| st.link != Link::Connecting);
+        let waited = block_until(py, &self.shared, Want::Link, dl, |st| {
+            st.link != Link::Connecting
+        });
         let mut st = self.shared.state.lock();
         match waited {
             Err(e) => {
@@ -353,13 +358,13 @@ impl Client {
         let up = self.shared.state.lock().link == Link::Up;
         if up {
             let dl = Some(Instant::now() + secs(flush_timeout, "flush_timeout")?);
-            block_until(py, &self.shared, dl, |st| {
+            block_until(py, &self.shared, Want::Flush, dl, |st| {
                 st.link != Link::Up || st.core.unacknowledged_qos1() == 0
             })?;
         }
         if self.shared.begin_close() {
             let dl = Some(Instant::now() + Duration::from_secs(2));
-            let closed = block_until(py, &self.shared, dl, |st| st.link != Link::Up)?;
+            let closed = block_until(py, &self.shared, Want::Link, dl, |st| st.link != Link::Up)?;
             if !closed {
                 let mut st = self.shared.state.lock();
                 self.shared.abort(&mut st);
@@ -372,7 +377,7 @@ impl Client {
     #[pyo3(signature = (timeout=None))]
     fn flush(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let dl = deadline(timeout, "timeout")?;
-        block_until(py, &self.shared, dl, |st| {
+        block_until(py, &self.shared, Want::Flush, dl, |st| {
             st.core.unacknowledged_qos1() == 0
         })
     }
@@ -518,7 +523,7 @@ impl Client {
                     (a, b) => a.or(b),
                 };
                 let got = py.detach(|| {
-                    client::wait_slice(&self.shared, until, SIGNAL_SLICE, |st| {
+                    client::wait_slice(&self.shared, Want::Events, until, SIGNAL_SLICE, |st| {
                         st.core.handle_timeout(runtime::now_ms());
                         let mut any = false;
                         while taken.len() < max {
