@@ -482,18 +482,27 @@ fn encode_v5(out: &mut BytesMut, packet: Outbound) -> Result<(), String> {
             v5::Packet::Publish(p)
         }
         Outbound::PingResp => v5::Packet::PingResp(v5::PingResp),
-        Outbound::Disconnect(code) => v5::Packet::Disconnect(v5::Disconnect::new(match code {
-            0x81 => v5::DisconnectReasonCode::MalformedPacket,
-            0x83 => v5::DisconnectReasonCode::ImplementationSpecificError,
-            0x8b => v5::DisconnectReasonCode::ServerShuttingDown,
-            0x8e => v5::DisconnectReasonCode::SessionTakenOver,
-            0x90 => v5::DisconnectReasonCode::TopicNameInvalid,
-            0x96 => v5::DisconnectReasonCode::MessageRateTooHigh,
-            0x99 => v5::DisconnectReasonCode::PayloadFormatInvalid,
-            0xa0 => v5::DisconnectReasonCode::MaximumConnectTime,
-            0x00 => v5::DisconnectReasonCode::NormalDisconnection,
-            _ => v5::DisconnectReasonCode::UnspecifiedError,
-        })),
+        Outbound::Disconnect(code) => {
+            use v5::DisconnectReasonCode as R;
+            let reason = match code {
+                0x00 => R::NormalDisconnection,
+                0x81 => R::MalformedPacket,
+                0x82 => R::ProtocolError,
+                0x83 => R::ImplementationSpecificError,
+                0x87 => R::NotAuthorized,
+                0x8b => R::ServerShuttingDown,
+                0x8e => R::SessionTakenOver,
+                0x90 => R::TopicNameInvalid,
+                0x96 => R::MessageRateTooHigh,
+                0x97 => R::QuotaExceeded,
+                0x98 => R::AdministrativeAction,
+                0x99 => R::PayloadFormatInvalid,
+                0xa0 => R::MaximumConnectTime,
+                // 0x85/0x86 are CONNACK-only codes the codec cannot put in a DISCONNECT.
+                _ => return Ok(()),
+            };
+            v5::Packet::Disconnect(v5::Disconnect::new(reason))
+        }
     };
     p.write(out, None).map(|_| ()).map_err(|e| e.to_string())
 }
