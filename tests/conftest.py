@@ -849,7 +849,7 @@ class PyRunner:
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
-        self.procs: list[subprocess.Popen[str]] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
         self._n = 0
 
     def _write(self, code: str) -> Path:
@@ -869,7 +869,9 @@ class PyRunner:
             timeout=timeout,
         )
 
-    def spawn(self, code: str) -> subprocess.Popen[str]:
+    def spawn(self, code: str) -> subprocess.Popen[bytes]:
+        """Start the snippet; stdout/stderr are unbuffered binary pipes, so ``read_until``
+        never reads past a line and ``finish`` (communicate) sees everything after it."""
         path = self._write(code)
         proc = subprocess.Popen(
             [sys.executable, str(path)],
@@ -878,13 +880,27 @@ class PyRunner:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
+            bufsize=0,
         )
         self.procs.append(proc)
         return proc
 
     @staticmethod
-    def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30.0) -> list[str]:
+    def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> tuple[str, str]:
+        """Wait for the child to end; its remaining (stdout, stderr) as text."""
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            raise AssertionError(
+                f"child did not exit in {timeout}s\n{out.decode(errors='replace')}\n"
+                f"{err.decode(errors='replace')}"
+            ) from None
+        return out.decode(errors="replace"), err.decode(errors="replace")
+
+    @staticmethod
+    def read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 30.0) -> list[str]:
         """Read stdout lines until one contains ``marker``; returns the lines read."""
         assert proc.stdout is not None
         lines: list[str] = []
@@ -897,10 +913,13 @@ class PyRunner:
                     raise AssertionError(f"no {marker!r} from child within {timeout}s: {lines}")
                 if not sel.select(left):
                     continue
-                line = proc.stdout.readline()
-                if not line:
-                    err = proc.stderr.read() if proc.stderr else ""
-                    raise AssertionError(f"child ended before {marker!r}: {lines}\n{err}")
+                raw = proc.stdout.readline()  # unbuffered: reads up to the newline only
+                if not raw:
+                    err = proc.stderr.read() if proc.stderr else b""
+                    raise AssertionError(
+                        f"child ended before {marker!r}: {lines}\n{err.decode(errors='replace')}"
+                    )
+                line = raw.decode(errors="replace")
                 lines.append(line)
                 if marker in line:
                     return lines

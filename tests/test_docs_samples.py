@@ -253,11 +253,7 @@ def test_doc_sample_runs(index, broker, tb_peer, run_py, token):
         head = run_py.read_until(proc, "SAMPLE-READY", timeout=60)
         if spec.action:
             spec.action(tb_peer)
-    try:
-        out, err = proc.communicate(timeout=60)
-    except Exception:
-        proc.kill()
-        raise
+    out, err = run_py.finish(proc, timeout=60)
     out = "".join(head) + out
     context = f"\n--- script ---\n{script}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
     assert proc.returncode == spec.expect_rc, context
