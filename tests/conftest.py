@@ -715,6 +715,9 @@ class FakeBroker:
     ):
         self.connack = connack
         self.on_publish = on_publish
+        # cleared: SUBACKs wait until the test sets it (to see whether connect waits for them)
+        self.release_suback = threading.Event()
+        self.release_suback.set()
         self.connects: list[ConnectInfo] = []
         self.publishes: list[tuple[str, bytes, int]] = []
         self.subscriptions: list[tuple[str, int]] = []
@@ -769,6 +772,7 @@ class FakeBroker:
                         with self._cond:
                             self.subscriptions.append((topic, qos))
                             self._cond.notify_all()
+                    self.release_suback.wait(30)
                     conn.sendall(encode_packet(9, 0, pid + bytes(granted)))
                 elif ptype == 3:  # PUBLISH
                     qos = (flags >> 1) & 0x03

@@ -220,3 +220,25 @@ def test_username_password_and_keepalive_extras(fake_broker):
 def test_extras_are_keyword_only():
     with pytest.raises(TypeError):
         TBDeviceMqttClient("127.0.0.1", 1883, "tok", None, None, 0, "user")  # type: ignore[misc]
+
+
+def test_connect_returns_only_after_the_subscriptions_are_acknowledged(fake_broker):
+    """Otherwise an update or RPC the server sends right after connect() returns can be lost."""
+    import threading
+
+    fb: FakeBroker = fake_broker()
+    fb.release_suback.clear()
+    client = TBDeviceMqttClient(fb.host, fb.port, access_token="t", client_id="suback")
+    result = []
+    worker = threading.Thread(target=lambda: result.append(client.connect(timeout=5)))
+    worker.start()
+    try:
+        fb.wait(lambda: bool(fb.subscriptions))
+        worker.join(0.5)
+        returned_early = not worker.is_alive()
+    finally:
+        fb.release_suback.set()
+        worker.join(10)
+        client.disconnect()
+    assert not returned_early, "connect() returned before the SUBACK"
+    assert result == [0]
