@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -44,6 +45,29 @@ def cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds so far per thread name (Linux /proc), summed over threads of the same name.
+
+    Shows where a client spends: the Python thread that calls ``send_*`` versus its network
+    thread(s) (paho's loop thread, the Rust engine's tokio workers).
+    """
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            stat = open(f"/proc/self/task/{tid}/stat").read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 class Clock:
     """Wall time and process CPU between ``start()`` (first send) and ``stop()`` (last ack)."""
 
@@ -76,6 +100,7 @@ def report(clock: Clock, *, sent: int, acked: int, failed: int = 0, **extra) -> 
         "failed": failed,
         "elapsed_s": clock.t1 - clock.t0,
         "cpu_send_s": clock.c1 - clock.c0,
+        "thread_cpu_s": thread_cpu(),
     }
     out.update(extra)
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")

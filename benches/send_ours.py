@@ -15,16 +15,21 @@ from _sender import Clock, message, parse_args, report
 
 
 def main() -> None:
-    args = parse_args()
+    args = parse_args(
+        lambda p: p.add_argument(
+            "--max-queued", type=int, default=None, help="max_queued_messages (default: SDK's)"
+        )
+    )
     n = args.messages
 
     import thingsboard_sdk
     from thingsboard_sdk.exceptions import QueueFullError
     from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
 
-    client = TBDeviceMqttClient(
-        args.host, args.port, access_token=args.token, max_inflight=args.window
-    )
+    extras = {"max_inflight": args.window}
+    if args.max_queued is not None:
+        extras["max_queued_messages"] = args.max_queued
+    client = TBDeviceMqttClient(args.host, args.port, access_token=args.token, **extras)
     if client.connect() is None:
         raise SystemExit(f"thingsboard_sdk: connect failed: {client.last_error}")
 
@@ -58,6 +63,7 @@ def main() -> None:
         flushed=flushed,
         queue_full_retries=queue_full,
         window=args.window,
+        max_queued=args.max_queued,
         version=getattr(thingsboard_sdk, "__version__", None),
     )
     # Reported before disconnect() too, so a hang there (killed by run.py) keeps the figures.
