@@ -29,8 +29,13 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 import paho.mqtt.client as mqtt
 import pytest
+from hypothesis import settings as hypothesis_settings
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+# no example database: keeps the checkout clean (no .hypothesis/ directory)
+hypothesis_settings.register_profile("tb", database=None)
+hypothesis_settings.load_profile("tb")
 
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
