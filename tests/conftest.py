@@ -19,6 +19,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -30,10 +31,12 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union
 import paho.mqtt.client as mqtt
 import pytest
 from hypothesis import settings as hypothesis_settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-# no example database: keeps the checkout clean (no .hypothesis/ directory)
+# no example database and no .hypothesis/ directory in the checkout
+set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tb-hypothesis-"))
 hypothesis_settings.register_profile("tb", database=None)
 hypothesis_settings.load_profile("tb")
 
