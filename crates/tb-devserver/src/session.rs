@@ -845,19 +845,49 @@ impl Session {
         } else if topic == TELEMETRY_TOPIC {
             self.post_telemetry(qos, pkid, &payload);
         } else if let Some(id) = topic.strip_prefix(ATTR_REQUEST_PREFIX) {
-            self.attribute_request(id, qos, pkid, &payload);
+            self.attribute_request(id, qos, pkid, &payload, ATTR_RESPONSE_PREFIX);
         } else if let Some(id) = topic.strip_prefix(RPC_RESPONSE_PREFIX) {
             self.rpc_reply(id, qos, pkid, &payload);
         } else if let Some(id) = topic.strip_prefix(RPC_REQUEST_PREFIX) {
-            self.client_rpc(id, qos, pkid, &payload);
+            self.client_rpc(id, qos, pkid, &payload, RPC_RESPONSE_PREFIX, true);
         } else if topic == CLAIM_TOPIC {
             self.claim(qos, pkid, &payload);
         } else if let Some(rest) = topic.strip_prefix(FW_REQUEST_PREFIX) {
             self.firmware_request("fw", rest, qos, pkid, &payload);
         } else if let Some(rest) = topic.strip_prefix(SW_REQUEST_PREFIX) {
             self.firmware_request("sw", rest, qos, pkid, &payload);
+        } else if !topic.contains("/p/") && !topic.ends_with("/p") && topic.starts_with("v2/") {
+            self.v2_publish(topic, qos, pkid, payload);
         } else {
             // spec 2.9: unknown topic → PUBACK (0x90 on MQTT 5), nothing else.
+            self.log(format!(
+                "publish to unsupported topic {topic:?} acknowledged and dropped"
+            ));
+            self.puback(pkid, qos, 0x90);
+        }
+    }
+
+    /// spec 12: JSON v2 short topics (`/p` protobuf forms are not served). Responses go to
+    /// the matching v2 topic; pushes still use the v1 topics.
+    fn v2_publish(&mut self, topic: &str, qos: u8, pkid: u16, payload: Bytes) {
+        if topic == "v2/t" || topic == "v2/t/j" {
+            self.post_telemetry(qos, pkid, &payload);
+        } else if topic == "v2/a" || topic == "v2/a/j" {
+            self.post_attributes(qos, pkid, &payload);
+        } else if let Some(id) = topic.strip_prefix("v2/a/req/j/") {
+            self.attribute_request(id, qos, pkid, &payload, "v2/a/res/j/");
+        } else if let Some(id) = topic.strip_prefix("v2/a/req/") {
+            self.attribute_request(id, qos, pkid, &payload, "v2/a/res/");
+        } else if let Some(id) = topic
+            .strip_prefix("v2/r/res/j/")
+            .or_else(|| topic.strip_prefix("v2/r/res/"))
+        {
+            self.rpc_reply(id, qos, pkid, &payload);
+        } else if let Some(id) = topic.strip_prefix("v2/r/req/j/") {
+            self.client_rpc(id, qos, pkid, &payload, "v2/r/res/j/", false);
+        } else if let Some(id) = topic.strip_prefix("v2/r/req/") {
+            self.client_rpc(id, qos, pkid, &payload, "v2/r/res/", false);
+        } else {
             self.log(format!(
                 "publish to unsupported topic {topic:?} acknowledged and dropped"
             ));
@@ -955,7 +985,14 @@ impl Session {
         self.log(format!("client attributes: {}", excerpt(payload)));
     }
 
-    fn attribute_request(&mut self, id: &str, qos: u8, pkid: u16, payload: &[u8]) {
+    fn attribute_request(
+        &mut self,
+        id: &str,
+        qos: u8,
+        pkid: u16,
+        payload: &[u8],
+        response_prefix: &str,
+    ) {
         let Ok(id) = id.parse::<i32>() else {
             return self.invalid(pkid, qos, &format!("attribute request id {id:?}"));
         };
@@ -1037,7 +1074,7 @@ impl Session {
             excerpt(payload)
         ));
         self.publish(
-            format!("{ATTR_RESPONSE_PREFIX}{id}"),
+            format!("{response_prefix}{id}"),
             Bytes::from(response),
             None,
         );
@@ -1083,7 +1120,15 @@ impl Session {
         }
     }
 
-    fn client_rpc(&mut self, id_text: &str, qos: u8, pkid: u16, payload: &[u8]) {
+    fn client_rpc(
+        &mut self,
+        id_text: &str,
+        qos: u8,
+        pkid: u16,
+        payload: &[u8],
+        response_prefix: &str,
+        v1: bool,
+    ) {
         let Ok(id) = id_text.parse::<i32>() else {
             return self.unchecked(&format!("client RPC id {id_text:?}"));
         };
@@ -1102,8 +1147,8 @@ impl Session {
             return;
         }
         self.puback(pkid, qos, 0);
-        let topic = format!("{RPC_RESPONSE_PREFIX}{id}");
-        if method == "getSessionLimits" {
+        let topic = format!("{response_prefix}{id}");
+        if v1 && method == "getSessionLimits" {
             // spec 8: answered by the transport itself.
             let cfg = &self.inner.config;
             let mut out = format!(

@@ -1068,3 +1068,40 @@ fn item45_rate_limit_closes_without_puback() {
     c.expect_closed();
     assert_eq!(s.telemetry(DEVICE).unwrap().len(), 1);
 }
+
+#[test]
+fn item33_v2_get_session_limits_is_an_ordinary_rpc_and_v2_json_topics_work() {
+    let s = server_with(Config {
+        client_rpc_timeout: Duration::from_millis(100),
+        ..Config::default()
+    });
+    let mut c = Client::device(s.local_addr());
+    c.send(&publish(
+        "v2/r/req/3",
+        1,
+        1,
+        br#"{"method":"getSessionLimits","params":{}}"#,
+    ));
+    assert_eq!(c.frame(), [0x40, 2, 0, 1]);
+    let p = c.publish();
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_str()),
+        ("v2/r/res/3", r#"{"error":"timeout"}"#)
+    );
+    c.send(&publish("v2/t", 1, 2, b"{\"v2\":1}"));
+    assert_eq!(c.frame(), [0x40, 2, 0, 2]);
+    c.send(&publish("v2/a", 1, 3, b"{\"ca\":\"x\"}"));
+    assert_eq!(c.frame(), [0x40, 2, 0, 3]);
+    c.send(&publish("v2/a/req/4", 0, 0, br#"{"clientKeys":"ca"}"#));
+    let p = c.publish();
+    assert_eq!(
+        (p.topic.as_str(), p.payload.as_str()),
+        ("v2/a/res/4", r#"{"client":{"ca":"x"}}"#)
+    );
+    c.send(&publish("v2/t/p", 1, 5, b"\x0a\x00"));
+    assert_eq!(c.frame(), [0x40, 2, 0, 5]);
+    assert_eq!(
+        s.latest_telemetry(DEVICE).unwrap()["v2"].value,
+        TbValue::Long(1)
+    );
+}
