@@ -67,6 +67,9 @@ pub struct State {
     pkids: Vec<Option<MessageId>>,
     pub last_error: Option<String>,
     pub session_present: bool,
+    /// The SUBACK for this session's subscriptions arrived. Until then `connected` stays
+    /// False: a push sent before the subscription is in place would be lost.
+    pub subscribed: bool,
     closing: bool,
     /// What blocked Python threads wait for. Design: the IO task wakes them only when that
     /// can have happened, not on every packet: a `flush()` woken per PUBACK costs two context
@@ -199,6 +202,13 @@ enum After {
     Log(log::Level, String),
 }
 
+impl State {
+    /// A session is up and its subscriptions are acknowledged.
+    pub fn ready(&self) -> bool {
+        self.link == Link::Up && self.subscribed
+    }
+}
+
 impl Shared {
     pub fn new(core: Device, settings: Settings) -> Arc<Shared> {
         let slots = settings.max_inflight as usize + 1;
@@ -213,6 +223,7 @@ impl Shared {
                 pkids: vec![None; slots],
                 last_error: None,
                 session_present: false,
+                subscribed: false,
                 closing: false,
                 wants: Wants::default(),
             }),
@@ -328,6 +339,7 @@ impl Shared {
                 st.core.handle_connected();
                 st.link = Link::Up;
                 st.session_present = ack.session_present;
+                st.subscribed = false;
                 st.fifo.clear();
                 st.pkids.iter_mut().for_each(|s| *s = None);
                 pump(&mut st);
@@ -347,16 +359,19 @@ impl Shared {
                     self.notify_delivered(&st, id);
                 }
             }
-            MqttEvent::Incoming(Packet::SubAck(ack))
+            MqttEvent::Incoming(Packet::SubAck(ack)) => {
+                st.subscribed = true;
+                self.cond.notify_all();
                 if ack
                     .return_codes
                     .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
-            {
-                return After::Log(
-                    log::Level::Warn,
-                    format!("the server refused a subscription: {:?}", ack.return_codes),
-                );
+                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                {
+                    return After::Log(
+                        log::Level::Warn,
+                        format!("the server refused a subscription: {:?}", ack.return_codes),
+                    );
+                }
             }
             MqttEvent::Outgoing(Outgoing::Publish(pkid)) => {
                 if let Some(id) = st.fifo.pop_front() {

@@ -315,7 +315,7 @@ impl Client {
         let t = secs(timeout, "timeout")?;
         {
             let st = self.shared.state.lock();
-            if st.link == Link::Up {
+            if st.ready() {
                 return Ok(Some(st.session_present));
             }
         }
@@ -326,7 +326,7 @@ impl Client {
         let _ = gen;
         let dl = Some(Instant::now() + t);
         let waited = block_until(py, &self.shared, Want::Link, dl, |st| {
-            st.link != Link::Connecting
+            st.link != Link::Connecting && (st.link != Link::Up || st.subscribed)
         });
         let mut st = self.shared.state.lock();
         match waited {
@@ -335,7 +335,15 @@ impl Client {
                 Err(e)
             }
             Ok(_) => match st.link {
-                Link::Up => Ok(Some(st.session_present)),
+                Link::Up if st.subscribed => Ok(Some(st.session_present)),
+                Link::Up => {
+                    self.shared.abort(&mut st);
+                    st.last_error = Some(format!(
+                        "the server did not acknowledge the subscriptions within {:.1} s",
+                        t.as_secs_f64()
+                    ));
+                    Ok(None)
+                }
                 Link::Connecting => {
                     self.shared.abort(&mut st);
                     st.last_error = Some(format!("no CONNACK within {:.1} s", t.as_secs_f64()));
@@ -557,7 +565,7 @@ impl Client {
     /// True while an MQTT session is up.
     #[getter]
     fn connected(&self) -> bool {
-        self.shared.state.lock().link == Link::Up
+        self.shared.state.lock().ready()
     }
 
     /// Link state: "idle", "connecting", "up", "down" (reconnecting) or "failed".
