@@ -20,11 +20,18 @@ use rumqttc::{
     Outgoing, Packet, QoS as MqttQoS, SubscribeFilter, SubscribeReasonCode, Transport,
 };
 use tb_core::{Device, MessageId, QoS, Transmit};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::runtime;
 
 const LOG: &str = "thingsboard_sdk::engine";
+
+/// At most this many connection attempts (TCP + CONNECT/CONNACK) at once, process-wide.
+///
+/// Design: mosquitto listens with a backlog of 100; 10,000 clients connecting at once overflow
+/// it, and dropped SYNs are retried only after a second or more (10,000 connects took 9-12 s
+/// here). Holding attempts to the backlog's size connects them all in well under a second.
+static CONNECTING: Semaphore = Semaphore::const_new(100);
 
 /// Where the MQTT link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +78,10 @@ pub struct State {
     /// False: a push sent before the subscription is in place would be lost.
     pub subscribed: bool,
     closing: bool,
+    /// The hub this client reports pending events to, with its key there, and whether it is
+    /// listed there now (so it is listed once however many events arrive).
+    pub hub: Option<(Arc<Hub>, u64)>,
+    pub in_hub: bool,
     /// What blocked Python threads wait for. Design: the IO task wakes them only when that
     /// can have happened, not on every packet: a `flush()` woken per PUBACK costs two context
     /// switches per message.
@@ -202,7 +213,48 @@ enum After {
     Log(log::Level, String),
 }
 
+/// Where many clients report "I have events", so one thread can serve them all without
+/// polling each (`DeviceGroup` in Python).
+#[derive(Default)]
+pub struct Hub {
+    ready: Mutex<VecDeque<u64>>,
+    cond: Condvar,
+}
+
+impl Hub {
+    fn push(&self, key: u64) {
+        self.ready.lock().push_back(key);
+        self.cond.notify_one();
+    }
+
+    /// Waits until a client has events, or the deadline; returns the keys of those clients.
+    pub fn wait(&self, deadline: Option<Instant>, slice: Duration) -> Vec<u64> {
+        let mut ready = self.ready.lock();
+        if ready.is_empty() {
+            let now = Instant::now();
+            let until = match deadline {
+                Some(d) if d <= now => return Vec::new(),
+                Some(d) => d.min(now + slice),
+                None => now + slice,
+            };
+            self.cond.wait_until(&mut ready, until);
+        }
+        ready.drain(..).collect()
+    }
+}
+
 impl State {
+    /// Lists this client in its hub if it has events and is not listed yet.
+    pub fn report_to_hub(&mut self) {
+        if self.in_hub || !self.core.has_events() {
+            return;
+        }
+        if let Some((hub, key)) = &self.hub {
+            self.in_hub = true;
+            hub.push(*key);
+        }
+    }
+
     /// A session is up and its subscriptions are acknowledged.
     pub fn ready(&self) -> bool {
         self.link == Link::Up && self.subscribed
@@ -226,6 +278,8 @@ impl Shared {
                 subscribed: false,
                 closing: false,
                 wants: Wants::default(),
+                hub: None,
+                in_hub: false,
             }),
             cond: Condvar::new(),
             settings,
@@ -267,6 +321,9 @@ impl Shared {
         st.last_error = None;
         let (client, mut eventloop) =
             AsyncClient::new(self.options(), self.settings.channel_capacity);
+        // rumqttc reserves room for 100 buffered events per client (over 10 KiB); a client rarely
+        // holds more than a few, and the queue grows when it must.
+        eventloop.state.events = VecDeque::new();
         let mut net = rumqttc::NetworkOptions::new();
         net.set_tcp_nodelay(true);
         net.set_connection_timeout(timeout.as_secs().max(1));
@@ -316,10 +373,11 @@ impl Shared {
         }
     }
 
-    fn notify_events(&self, st: &State) {
+    fn notify_events(&self, st: &mut State) {
         if st.wants.events > 0 {
             self.cond.notify_all();
         }
+        st.report_to_hub();
     }
 
     fn notify_delivered(&self, st: &State, id: MessageId) {
@@ -351,7 +409,7 @@ impl Shared {
             MqttEvent::Incoming(Packet::Publish(p)) => {
                 st.core
                     .handle_publish(runtime::now_ms(), &p.topic, &p.payload);
-                self.notify_events(&st);
+                self.notify_events(&mut st);
             }
             MqttEvent::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = st.pkids.get_mut(ack.pkid as usize).and_then(Option::take) {
@@ -433,11 +491,21 @@ async fn run(shared: Arc<Shared>, mut eventloop: EventLoop, gen: u64, stop: Arc<
     let mut was_up = false;
     let mut delay = shared.settings.min_delay;
     loop {
+        let permit = if eventloop.network.is_none() {
+            tokio::select! {
+                biased;
+                _ = stop.notified() => return,
+                p = CONNECTING.acquire() => p.ok(),
+            }
+        } else {
+            None
+        };
         let res = tokio::select! {
             biased;
             _ = stop.notified() => return,
             r = eventloop.poll() => r,
         };
+        drop(permit);
         match res {
             Ok(ev) => {
                 let connack = matches!(ev, MqttEvent::Incoming(Packet::ConnAck(_)));

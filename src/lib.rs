@@ -28,5 +28,6 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<py::Client>()?;
     m.add_class::<py::Handle>()?;
+    m.add_class::<py::HubHandle>()?;
     Ok(())
 }

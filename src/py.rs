@@ -56,6 +56,22 @@ where
     }
 }
 
+/// Moves up to `max` events (including due timeouts) into `taken`; true if any moved.
+fn drain_events(st: &mut client::State, taken: &mut Vec<Event>, max: usize) -> bool {
+    st.core.handle_timeout(runtime::now_ms());
+    st.in_hub = false;
+    let before = taken.len();
+    while taken.len() < max {
+        match st.core.poll_event() {
+            Some(ev) => taken.push(ev),
+            None => break,
+        }
+    }
+    // Whatever is left (beyond `max`) keeps the client listed in its hub.
+    st.report_to_hub();
+    taken.len() > before
+}
+
 /// One MQTT session to ThingsBoard (or a provisioning session), driven by tb-core.
 #[pyclass(module = "thingsboard_sdk._engine", frozen)]
 pub struct Client {
@@ -310,20 +326,25 @@ impl Client {
 
     /// Connects and waits for the CONNACK. Returns the session-present flag, or None on
     /// failure (the reason is in `last_error`).
-    #[pyo3(signature = (timeout=10.0))]
-    fn connect(&self, py: Python<'_>, timeout: f64) -> PyResult<Option<bool>> {
+    ///
+    /// With `wait=False` it only starts the attempt and returns None at once; a later
+    /// `connect()` waits for that attempt instead of starting another (`connect_all`).
+    #[pyo3(signature = (timeout=10.0, wait=true))]
+    fn connect(&self, py: Python<'_>, timeout: f64, wait: bool) -> PyResult<Option<bool>> {
         let t = secs(timeout, "timeout")?;
-        {
+        let in_progress = {
             let st = self.shared.state.lock();
             if st.ready() {
                 return Ok(Some(st.session_present));
             }
-        }
-        let gen = match self.shared.start(t) {
-            Ok(g) => g,
-            Err(_) => return Ok(None),
+            st.link == Link::Connecting || st.link == Link::Up
         };
-        let _ = gen;
+        if !in_progress && self.shared.start(t).is_err() {
+            return Ok(None);
+        }
+        if !wait {
+            return Ok(None);
+        }
         let dl = Some(Instant::now() + t);
         let waited = block_until(py, &self.shared, Want::Link, dl, |st| {
             st.link != Link::Connecting && (st.link != Link::Up || st.subscribed)
@@ -501,20 +522,7 @@ impl Client {
             other => deadline(other, "timeout")?,
         };
         let mut taken: Vec<Event> = Vec::new();
-        let take = |st: &mut client::State, taken: &mut Vec<Event>| {
-            st.core.handle_timeout(runtime::now_ms());
-            while taken.len() < max {
-                match st.core.poll_event() {
-                    Some(ev) => taken.push(ev),
-                    None => break,
-                }
-            }
-            !taken.is_empty()
-        };
-        {
-            let mut st = self.shared.state.lock();
-            take(&mut st, &mut taken);
-        }
+        drain_events(&mut self.shared.state.lock(), &mut taken, max);
         if taken.is_empty() && dl.is_none_or(|d| d > Instant::now()) {
             loop {
                 // Wake at the next request deadline too, so timeouts are delivered on time.
@@ -532,18 +540,7 @@ impl Client {
                 };
                 let got = py.detach(|| {
                     client::wait_slice(&self.shared, Want::Events, until, SIGNAL_SLICE, |st| {
-                        st.core.handle_timeout(runtime::now_ms());
-                        let mut any = false;
-                        while taken.len() < max {
-                            match st.core.poll_event() {
-                                Some(ev) => {
-                                    taken.push(ev);
-                                    any = true;
-                                }
-                                None => break,
-                            }
-                        }
-                        any
+                        drain_events(st, &mut taken, max)
                     })
                 });
                 if got {
@@ -560,6 +557,14 @@ impl Client {
             list.append(event_to_py(py, ev)?)?;
         }
         Ok(list.unbind())
+    }
+
+    /// Reports this client's pending events to `hub` under `key`.
+    fn attach_hub(&self, hub: &HubHandle, key: u64) {
+        let mut st = self.shared.state.lock();
+        st.hub = Some((hub.inner.clone(), key));
+        st.in_hub = false;
+        st.report_to_hub();
     }
 
     /// True while an MQTT session is up.
@@ -590,6 +595,39 @@ impl Client {
     #[getter]
     fn queued(&self) -> usize {
         self.shared.state.lock().core.unacknowledged()
+    }
+}
+
+/// Where many clients report pending events, so one thread serves them all.
+#[pyclass(module = "thingsboard_sdk._engine", frozen, name = "Hub")]
+pub struct HubHandle {
+    inner: Arc<client::Hub>,
+}
+
+#[pymethods]
+impl HubHandle {
+    #[new]
+    fn new() -> HubHandle {
+        HubHandle {
+            inner: Arc::new(client::Hub::default()),
+        }
+    }
+
+    /// Waits (GIL released, Ctrl-C interrupts) until a client has events; returns their keys,
+    /// or an empty list once `timeout` seconds passed (None: no limit).
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Vec<u64>> {
+        let dl = deadline(timeout, "timeout")?;
+        loop {
+            let keys = py.detach(|| self.inner.wait(dl, SIGNAL_SLICE));
+            if !keys.is_empty() {
+                return Ok(keys);
+            }
+            py.check_signals()?;
+            if dl.is_some_and(|d| Instant::now() >= d) {
+                return Ok(keys);
+            }
+        }
     }
 }
 

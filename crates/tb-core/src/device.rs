@@ -658,6 +658,11 @@ impl Device {
         Some(Transmit::Publish(p))
     }
 
+    /// Whether [`poll_event`](Device::poll_event) has something.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -1,0 +1,79 @@
+"""Many clients in one process: connect_all, DeviceGroup, no thread per client."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from conftest import compact
+from thingsboard_sdk.fleet import DeviceGroup, connect_all
+from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+
+N = 200
+
+
+def _os_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_connect_all_connects_every_client_without_a_thread_each(broker, token):
+    before = _os_threads()
+    clients = [
+        TBDeviceMqttClient(broker.host, broker.port, access_token=f"{token}-{i}") for i in range(N)
+    ]
+    try:
+        assert connect_all(clients, timeout=30) == N
+        assert all(c.connected for c in clients)
+        # The engine's IO threads are created once per process (at most 2 here), never per client.
+        assert _os_threads() - before <= 2
+        handles = [c.send_telemetry({"i": i}) for i, c in enumerate(clients)]
+        assert all(h.wait(10) for h in handles)
+    finally:
+        for c in clients:
+            c.disconnect()
+
+
+def test_connect_all_reports_failures_without_raising(token):
+    # Nothing listens on this port: every attempt fails, none raises.
+    from conftest import free_port
+
+    port = free_port()
+    clients = [TBDeviceMqttClient("127.0.0.1", port, access_token=f"{token}-{i}") for i in range(3)]
+    assert connect_all(clients, timeout=5) == 0
+    assert all(c.last_error for c in clients)
+
+
+def test_device_group_serves_every_client_on_the_calling_thread(broker, tb_peer, token):
+    clients = [
+        TBDeviceMqttClient(broker.host, broker.port, access_token=f"{token}-{i}") for i in range(N)
+    ]
+    seen: dict[int, list] = {}
+    threads = set()
+
+    def make_cb(i):
+        def cb(result, *args):
+            threads.add(threading.get_ident())
+            seen.setdefault(i, []).append(result)
+
+        return cb
+
+    try:
+        assert connect_all(clients, timeout=30) == N
+        for i, c in enumerate(clients):
+            c.subscribe_to_attribute("frequency", make_cb(i))
+        group = DeviceGroup(clients)
+        assert len(group) == N
+        # On mosquitto every device subscribes to the same filter, so one push reaches all.
+        tb_peer.publish("v1/devices/me/attributes", compact({"frequency": 7}))
+        deadline = time.monotonic() + 15
+        while len(seen) < N and time.monotonic() < deadline:
+            group.wait_for_msg(timeout=1.0)
+        assert len(seen) == N
+        assert all(v == [{"frequency": 7}] for v in seen.values())
+        assert threads == {threading.get_ident()}
+        # Nothing else is pending: a short wait processes nothing.
+        assert group.wait_for_msg(timeout=0.2) == 0
+    finally:
+        for c in clients:
+            c.disconnect()
