@@ -1,17 +1,23 @@
 """Type stubs for the Rust engine ``thingsboard_sdk._engine`` (private API)."""
 
-from typing import Any, Optional
+from typing import Any, Optional, final
+
+from typing_extensions import disjoint_base
 
 __version__: str
 
+@final
+@disjoint_base
 class MessageHandle:
     @property
     def done(self) -> bool: ...
     def wait(self, timeout: Optional[float] = None) -> bool: ...
 
+@final
+@disjoint_base
 class Client:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         host: str,
         port: int,
         client_id: str,
@@ -31,7 +37,7 @@ class Client:
         max_queued_messages: int = 100000,
         max_inflight: int = 64,
         provisioning: bool = False,
-    ) -> None: ...
+    ) -> Client: ...
     def connect(self, timeout: float = 10.0, wait: bool = True) -> Optional[bool]: ...
     def attach_hub(self, hub: Hub, key: int) -> None: ...
     def disconnect(self, flush_timeout: float = 5.0) -> None: ...
@@ -62,6 +68,8 @@ class Client:
     @property
     def queued(self) -> int: ...
 
+@final
+@disjoint_base
 class Hub:
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Hub: ...
     def wait(self, timeout: Optional[float] = None) -> list[int]: ...
