@@ -2,19 +2,16 @@
 
 from typing import Any, Optional, final
 
-from typing_extensions import disjoint_base
-
+__all__: list[str]
 __version__: str
 
 @final
-@disjoint_base
 class MessageHandle:
     @property
     def done(self) -> bool: ...
     def wait(self, timeout: Optional[float] = None) -> bool: ...
 
 @final
-@disjoint_base
 class Client:
     def __new__(
         cls,
@@ -69,7 +66,6 @@ class Client:
     def queued(self) -> int: ...
 
 @final
-@disjoint_base
 class Hub:
     def __new__(cls) -> Hub: ...
     def wait(self, timeout: Optional[float] = None) -> list[int]: ...
