@@ -1,0 +1,296 @@
+"""Nothing lost under link faults and a broker restart; takeover and refusal are reported.
+
+The device talks to mosquitto through ``faults.FaultProxy``; the subscriber (a persistent
+ThingsBoard peer) talks to mosquitto directly, so every gap in the numbers is the client's.
+Timing figures are printed (run with ``-s`` to see them); the asserted bounds are generous,
+since CI runs on two slow cores.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+from conftest import Mosquitto, TBPeer, wait_until
+from faults import FaultProxy, LinkWatch
+from thingsboard_sdk.exceptions import QueueFullError
+from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+
+TELEMETRY = "v1/devices/me/telemetry"
+
+
+def numbers(peer: TBPeer) -> list[int]:
+    out = []
+    for m in peer.matching(TELEMETRY):
+        try:
+            out.append(m.json()["i"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return out
+
+
+@pytest.fixture
+def proxy(restartable_broker: Mosquitto):
+    p = FaultProxy(restartable_broker.host, restartable_broker.port)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+def test_qos1_survives_link_faults_and_broker_restart(restartable_broker, proxy, peer_factory):
+    """20 msg/s for 20 s through a reset, a mid-packet cut, an outage, a blackhole (under
+    latency) and a broker restart: every number arrives; duplicates are counted."""
+    b = restartable_broker
+    peer = peer_factory(b, persistent=True)
+    rate, seconds = 20, 20
+    total = rate * seconds
+    client = TBDeviceMqttClient(
+        proxy.host,
+        proxy.port,
+        access_token="tok-" + uuid.uuid4().hex[:8],
+        client_id="dev-faults-" + uuid.uuid4().hex[:8],
+        keepalive=1,  # a blackholed link is noticed after about 2 keepalives
+    )
+    assert client.connect(timeout=10) == 0
+    watch = LinkWatch(client)
+    reconnects: dict[str, float] = {}
+    fault_errors: list[BaseException] = []
+    start = time.monotonic()
+
+    def at(t: float) -> None:
+        left = start + t - time.monotonic()
+        if left > 0:
+            time.sleep(left)
+
+    def faults() -> None:
+        try:
+            at(2.0)
+            proxy.reset()
+            t0 = time.monotonic()
+            watch.wait_down(5)
+            reconnects["reset"] = watch.wait_up_after(t0, 10)
+
+            at(5.0)
+            proxy.cut_mid_packet()
+            t0 = time.monotonic()
+            watch.wait_down(5)
+            reconnects["cut mid-packet"] = watch.wait_up_after(t0, 10)
+
+            at(7.0)
+            proxy.down()  # 2 s outage: resets, then refuses
+            watch.wait_down(5)
+            at(9.0)
+            t0 = proxy.restore()
+            reconnects["2 s outage"] = watch.wait_up_after(t0, 10)
+
+            at(10.5)
+            proxy.latency = 0.05
+            proxy.blackhole()  # 3.5 s: keepalive 1 s notices it, the retry is held
+            watch.wait_down(6)
+            at(14.0)
+            t0 = proxy.restore()
+            reconnects["blackhole"] = watch.wait_up_after(t0, 10)
+            proxy.latency = 0.0
+
+            at(15.5)
+            b.stop()
+            watch.wait_down(5)
+            time.sleep(1.0)  # the broker stays away a while
+            b.start()
+            t0 = time.monotonic()
+            reconnects["broker restart"] = watch.wait_up_after(t0, 10)
+        except BaseException as exc:
+            fault_errors.append(exc)
+
+    injector = threading.Thread(target=faults, daemon=True)
+    injector.start()
+    send_times: list[tuple[float, bool]] = []  # (seconds the call took, link up at the call)
+    try:
+        for i in range(total):
+            at(i / rate)
+            up = watch.up
+            t = time.perf_counter()
+            client.send_telemetry({"i": i})
+            send_times.append((time.perf_counter() - t, up))
+        injector.join(30)
+        assert not injector.is_alive(), "fault injector hung"
+        assert not fault_errors, fault_errors
+        wait_until(lambda: client.connected, 15, "connected at the end")
+        assert client.flush(timeout=30) is True
+        peer.wait_subscribed()
+        peer.wait_for_predicate(lambda _m: set(numbers(peer)) >= set(range(total)), timeout=30)
+    finally:
+        watch.stop()
+        client.disconnect()
+
+    got = numbers(peer)
+    counts = collections.Counter(got)
+    lost = sorted(set(range(total)) - set(counts))
+    dups = {n: c - 1 for n, c in counts.items() if c > 1}
+    offline = [d for d, up in send_times if not up]
+    max_all = max(d for d, _ in send_times)
+    max_off = max(offline, default=0.0)
+    print(
+        f"\nfaults: sent {total}, received {len(got)}, lost {len(lost)}, "
+        f"duplicates {sum(dups.values())} (of {len(dups)} numbers), link drops {watch.downs()}"
+    )
+    for what, secs in reconnects.items():
+        print(f"faults: reconnected {secs * 1000:.0f} ms after {what}")
+    print(
+        f"faults: send_telemetry max {max_all * 1000:.2f} ms overall, "
+        f"max {max_off * 1000:.2f} ms while offline ({len(offline)} sends offline)"
+    )
+    assert lost == [], f"lost {len(lost)}: {lost[:20]}"
+    assert watch.downs() >= 5, watch.transitions
+    assert len(offline) > 20, "the faults did not take the link down long enough"
+    for what, secs in reconnects.items():
+        assert secs < 2.0, f"reconnect after {what} took {secs:.2f} s"
+    assert max_off < 0.05, f"send_telemetry blocked {max_off * 1000:.1f} ms while offline"
+
+
+def test_queue_full_while_blackholed_raises_at_once(restartable_broker, proxy, peer_factory):
+    """A link that silently drops everything: unacknowledged messages pile up; at
+    ``max_queued_messages`` send_* raises QueueFullError at once and sends nothing; once the
+    link is back all of them arrive and there is room again."""
+    peer = peer_factory(restartable_broker, persistent=True)
+    client = TBDeviceMqttClient(
+        proxy.host,
+        proxy.port,
+        access_token="t",
+        client_id="dev-qf-" + uuid.uuid4().hex[:8],
+        max_queued_messages=20,
+    )
+    assert client.connect(timeout=10) == 0
+    try:
+        proxy.blackhole()
+        worst = 0.0
+        for i in range(20):
+            t = time.perf_counter()
+            client.send_telemetry({"i": i})
+            worst = max(worst, time.perf_counter() - t)
+        t = time.perf_counter()
+        with pytest.raises(QueueFullError) as info:
+            client.send_telemetry({"i": 20})
+        worst = max(worst, time.perf_counter() - t)
+        assert "20" in str(info.value), str(info.value)
+        with pytest.raises(QueueFullError):
+            client.send_attributes({"a": 1})
+        print(f"\nqueue full: send max {worst * 1000:.2f} ms while blackholed")
+        assert worst < 0.05
+        proxy.restore()
+        assert client.flush(timeout=20) is True
+        peer.wait_subscribed()
+        peer.wait_for_predicate(lambda _m: set(numbers(peer)) >= set(range(20)), timeout=15)
+        assert 20 not in numbers(peer)
+        assert client.send_telemetry({"i": 21}).wait(10) is True
+    finally:
+        client.disconnect()
+
+
+def test_session_takeover_by_same_client_id(broker, tb_peer, caplog):
+    """A second connection with the same client id and token takes the session over: mosquitto
+    drops the first. The first notices (connected False, last_error says so), reconnects once
+    the intruder leaves, and loses nothing it accepted."""
+    caplog.set_level(logging.INFO, logger="thingsboard_sdk")
+    cid = "dev-twin-" + uuid.uuid4().hex[:8]
+    token = "tok-" + uuid.uuid4().hex[:8]
+    first = TBDeviceMqttClient(broker.host, broker.port, access_token=token, client_id=cid)
+    second = TBDeviceMqttClient(
+        broker.host, broker.port, access_token=token, client_id=cid, reconnect=False
+    )
+    assert first.connect() == 0
+    watch = LinkWatch(first)
+    try:
+        first.send_telemetry({"i": 0}).wait(5)
+        assert second.connect() == 0
+        watch.wait_down(10)
+        print(f"\ntakeover: first client's last_error: {first.last_error!r}")
+        assert first.last_error
+        for i in range(1, 6):  # accepted while fighting over the session
+            first.send_telemetry({"i": i})
+        second.disconnect()
+        t0 = time.monotonic()
+        took = watch.wait_up_after(t0, 10)
+        wait_until(lambda: first.connected, 10, "first client back")
+        assert first.flush(timeout=15) is True
+        tb_peer.wait_for_predicate(lambda _m: set(numbers(tb_peer)) >= set(range(6)), 15)
+        print(f"takeover: first client back {took * 1000:.0f} ms after the second left")
+    finally:
+        watch.stop()
+        first.disconnect()
+        second.disconnect()
+    assert any("lost" in r.getMessage() for r in caplog.records), "the drop was not logged"
+
+
+class AuthMosquitto(Mosquitto):
+    """mosquitto that accepts only the user names in its password file."""
+
+    def __init__(self, workdir, users: dict[str, str]):
+        super().__init__(workdir)
+        self.passwd = workdir / "passwd"
+        self.passwd.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
+        subprocess.run(["mosquitto_passwd", "-U", str(self.passwd)], check=True)
+        os.chmod(self.passwd, 0o600)
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        text = self.conf.read_text().replace("allow_anonymous true", "allow_anonymous false")
+        self.conf.write_text(text + f"password_file {self.passwd}\n")
+
+
+@pytest.fixture
+def auth_broker(tmp_path):
+    b = AuthMosquitto(tmp_path, {"good-token": "secret-pw"})
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"access_token": "wrong-token"}, id="unknown-token"),
+        pytest.param({"username": "good-token", "password": "bad"}, id="wrong-password"),
+    ],
+)
+def test_refused_credentials_connect_returns_none_with_reason(auth_broker, kwargs, caplog):
+    client = TBDeviceMqttClient(auth_broker.host, auth_broker.port, client_id="dev-ref", **kwargs)
+    try:
+        t = time.monotonic()
+        assert client.connect(timeout=10) is None
+        took = time.monotonic() - t
+        assert client.connected is False
+        err = client.last_error or ""
+        print(f"\nrefused: last_error {err!r} after {took * 1000:.0f} ms")
+        assert "refused" in err and ("not authorised" in err or "user name or password" in err)
+        assert took < 5, "a refusal must not wait for the timeout"
+        # no retry loop after a refusal: it stays down
+        with pytest.raises(AssertionError):
+            wait_until(lambda: client.connected, 0.5, "no reconnect expected")
+        assert any(err in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    finally:
+        client.disconnect()
+
+
+def test_accepted_credentials_on_auth_broker(auth_broker):
+    client = TBDeviceMqttClient(
+        auth_broker.host,
+        auth_broker.port,
+        client_id="dev-ok",
+        username="good-token",
+        password="secret-pw",
+    )
+    try:
+        assert client.connect(timeout=10) == 0
+        assert client.send_telemetry({"ok": 1}).wait(5) is True
+    finally:
+        client.disconnect()
