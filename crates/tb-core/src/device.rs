@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 use crate::error::{CapacityError, Error, PeerError, UsageError};
+use crate::firmware::{self, Firmware, FirmwareConfig, FirmwareEvent};
 use crate::payload::{self, kind};
 use crate::provision::{self, ProvisionOutcome};
 use crate::topics;
@@ -71,6 +72,8 @@ pub struct Config {
     /// bigger publish is refused before it is queued, since the server would close the
     /// connection on it.
     pub max_packet_size: usize,
+    /// Firmware updates over the air (spec 11); see [`crate::firmware`].
+    pub firmware: FirmwareConfig,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             mode: Mode::Device,
             echo_window_ms: 10_000,
             max_packet_size: 65_536,
+            firmware: FirmwareConfig::default(),
         }
     }
 }
@@ -197,8 +201,10 @@ const MAX_ECHOES: usize = 64;
 ///    [`handle_publish`](Device::handle_publish) per incoming PUBLISH,
 ///    [`handle_timeout`](Device::handle_timeout) when [`poll_timeout`](Device::poll_timeout)
 ///    has passed;
-/// 3. then drain [`poll_transmit`](Device::poll_transmit) into the network and
-///    [`poll_event`](Device::poll_event) into the application.
+/// 3. then drain [`poll_transmit`](Device::poll_transmit) into the network,
+///    [`poll_event`](Device::poll_event) into the application and
+///    [`poll_firmware_event`](Device::poll_firmware_event) into the firmware writer
+///    (see [`crate::firmware`] for that side's call order).
 ///
 /// Every QoS 1 publish stays in the device until [`handle_puback`](Device::handle_puback)
 /// names it; a disconnect puts the unacknowledged ones back at the head of the queue, so they
@@ -219,12 +225,19 @@ pub struct Device {
     events: VecDeque<Event>,
     echoes: VecDeque<Echo>,
     qos1_unacked: usize,
+    fw: Firmware,
 }
 
 impl Device {
     /// A new, disconnected device session.
     pub fn new(cfg: Config) -> Device {
+        // Firmware downloads belong to device sessions only.
+        let fw_cfg = FirmwareConfig {
+            enabled: cfg.firmware.enabled && cfg.mode == Mode::Device,
+            ..cfg.firmware.clone()
+        };
         Device {
+            fw: Firmware::new(fw_cfg, cfg.max_packet_size),
             cfg,
             connected: false,
             subscribe_due: false,
@@ -430,14 +443,138 @@ impl Device {
         self.pending.retain(|p| p.id != id);
     }
 
+    /// Queues an attribute request for the firmware keys (the reference's
+    /// `REQUIRED_SHARED_KEYS`); its answer starts an update when it names new firmware, as a
+    /// push does. Useful after connecting, since ThingsBoard pushes an assignment only once.
+    pub fn request_firmware_info(
+        &mut self,
+        now: Millis,
+        timeout_ms: Millis,
+    ) -> Result<RequestId, Error> {
+        self.request_attributes(now, &[], &firmware::FW_SHARED_KEYS, timeout_ms)
+    }
+
+    /// The host installed the image `title`/`version` (after [`FirmwareEvent::Verified`], or at
+    /// boot into a new image): it becomes the current firmware, and
+    /// `{"current_fw_title", "current_fw_version", "fw_state": "UPDATED"}` is queued as
+    /// telemetry (spec 11.3). The reference does the same before its reset.
+    pub fn firmware_installed(&mut self, title: &str, version: &str) -> Result<MessageId, Error> {
+        let telemetry = self.fw.installed(title, version);
+        self.send_telemetry(&telemetry)
+    }
+
+    /// The host could not go on with the download or the verified image (a title that is not
+    /// a safe file name, a write error, a failed install): the download stops, FAILED with
+    /// `fw_error` is queued and [`FirmwareEvent::Failed`] follows. Returns whether an update was
+    /// in progress.
+    pub fn fail_firmware(&mut self, error: &str) -> bool {
+        let mut out = Vec::new();
+        let failed = self.fw.fail(error.into(), &mut out);
+        self.drop_queued_chunk_requests();
+        self.apply_firmware(out);
+        failed
+    }
+
+    /// Sets the current firmware without reporting anything (e.g. what the host restored at
+    /// start); updates compare offers against it.
+    pub fn set_current_firmware(&mut self, title: &str, version: &str) {
+        self.fw.set_current(title, version);
+    }
+
+    /// Title and version of the current firmware (initially those of
+    /// [`FirmwareConfig`]; the reference's `current_firmware_info`).
+    pub fn current_firmware(&self) -> (&str, &str) {
+        self.fw.current()
+    }
+
+    /// Whether a firmware download is in progress.
+    pub fn is_firmware_downloading(&self) -> bool {
+        self.fw.is_downloading()
+    }
+
+    fn firmware_offer(&mut self, data: &Map<String, Value>, from_push: bool) {
+        if !self.fw.enabled() {
+            return;
+        }
+        let mut out = Vec::new();
+        let was_downloading = self.fw.is_downloading();
+        self.fw.offer(data, from_push, &mut out);
+        if was_downloading && !out.is_empty() {
+            // A new assignment replaced the download: its unsent request is useless.
+            self.drop_queued_chunk_requests();
+        }
+        self.apply_firmware(out);
+    }
+
+    fn handle_firmware_publish(&mut self, topic: &str, payload: &[u8]) {
+        let mut out = Vec::new();
+        let result = if topic == topics::FW_ERROR {
+            self.fw.handle_error(payload, &mut out)
+        } else {
+            self.fw.handle_chunk(topic, payload, &mut out)
+        };
+        if !self.fw.is_downloading() {
+            self.drop_queued_chunk_requests();
+        }
+        self.apply_firmware(out);
+        if let Err(reason) = result {
+            self.drop_msg(topic, reason);
+        }
+    }
+
+    /// Queues what the firmware machine produced. A chunk request that cannot be queued ends
+    /// the download (FAILED); state telemetry that cannot be queued is lost, as any telemetry
+    /// is when the queue is full.
+    fn apply_firmware(&mut self, out: Vec<firmware::Out>) {
+        let mut out = VecDeque::from(out);
+        while let Some(o) = out.pop_front() {
+            match o {
+                firmware::Out::Telemetry(v) => {
+                    let _ = self.send_telemetry(&v);
+                }
+                firmware::Out::Request { topic, payload } => {
+                    // spec 11.2: QoS 1 recommended for chunk requests.
+                    if let Err(e) = self.enqueue(topic.into(), payload, QoS::AtLeastOnce) {
+                        let mut more = Vec::new();
+                        self.fw
+                            .fail(alloc::format!("cannot request a chunk: {e}"), &mut more);
+                        out.extend(more);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Removes chunk requests not yet sent (after a reconnect they are replaced; after the
+    /// download ended they are useless).
+    fn drop_queued_chunk_requests(&mut self) {
+        if self.cfg.mode != Mode::Device {
+            return;
+        }
+        let before = self.queued.len();
+        self.queued
+            .retain(|p| !p.topic.starts_with(topics::FW_REQUEST_PREFIX));
+        // Chunk requests are QoS 1.
+        self.qos1_unacked -= before - self.queued.len();
+    }
+
     // ---- inputs --------------------------------------------------------------------------
 
     /// The broker accepted the session (CONNACK 0). Subscriptions are due again (ThingsBoard
     /// keeps none across connections, spec 2.7), then unacknowledged messages are resent.
+    ///
+    /// A firmware download in progress resumes: the request for the missing chunk is replaced
+    /// by a fresh one under a new request id (chunk requests left from before are not resent).
     pub fn handle_connected(&mut self) {
         self.requeue_inflight();
         self.connected = true;
         self.subscribe_due = true;
+        self.drop_queued_chunk_requests();
+        if self.fw.is_downloading() {
+            let mut out = Vec::new();
+            self.fw.resume(&mut out);
+            self.apply_firmware(out);
+        }
     }
 
     /// The link dropped. Unacknowledged QoS 1 messages go back to the head of the queue.
@@ -445,6 +582,7 @@ impl Device {
         self.connected = false;
         self.subscribe_due = false;
         self.requeue_inflight();
+        self.fw.pause();
     }
 
     fn requeue_inflight(&mut self) {
@@ -470,8 +608,14 @@ impl Device {
         }
     }
 
-    /// Time passed: requests past their deadline end with a timeout event.
+    /// Time passed: requests past their deadline end with a timeout event, and a firmware
+    /// chunk past its deadline ends the download FAILED.
     pub fn handle_timeout(&mut self, now: Millis) {
+        if self.fw.deadline().is_some_and(|t| t <= now) {
+            let mut out = Vec::new();
+            self.fw.handle_timeout(now, &mut out);
+            self.apply_firmware(out);
+        }
         let mut i = 0;
         while i < self.pending.len() {
             if self.pending[i].deadline <= now {
@@ -532,6 +676,11 @@ impl Device {
         if !self.echoes.is_empty() && self.is_echo(now, topic, payload) {
             return self.drop_msg(topic, PeerError::Echo);
         }
+        if self.cfg.mode == Mode::Device
+            && (topic.starts_with(topics::FW_RESPONSE_PREFIX) || topic == topics::FW_ERROR)
+        {
+            return self.handle_firmware_publish(topic, payload);
+        }
         let event = match self.classify(topic, payload) {
             Ok(ev) => ev,
             Err(reason) => Event::Dropped {
@@ -554,6 +703,7 @@ impl Device {
         };
         if topic == topics::ATTRIBUTES {
             let data = object(payload)?;
+            self.firmware_offer(&data, true);
             let subscriptions = self.matching_subscriptions(&data);
             return Ok(Event::AttributeUpdate {
                 data,
@@ -565,6 +715,10 @@ impl Device {
             let result = Value::Object(object(payload)?);
             if !self.take_pending(PendingKind::Attributes, id) {
                 return Err(PeerError::UnknownRequest(id));
+            }
+            if let Some(Value::Object(shared)) = result.get("shared") {
+                let shared = shared.clone();
+                self.firmware_offer(&shared, false);
             }
             return Ok(Event::AttributeResponse {
                 id: RequestId(id),
@@ -632,7 +786,10 @@ impl Device {
         if self.subscribe_due {
             self.subscribe_due = false;
             let filters: &'static [&'static str] = match self.cfg.mode {
-                Mode::Device => &topics::DEVICE_SUBSCRIPTIONS,
+                Mode::Device if self.fw.enabled() => &topics::DEVICE_SUBSCRIPTIONS,
+                Mode::Device => {
+                    &topics::DEVICE_SUBSCRIPTIONS[..topics::DEVICE_SUBSCRIPTIONS_WITHOUT_FIRMWARE]
+                }
                 Mode::Provisioning => &topics::PROVISION_SUBSCRIPTIONS,
             };
             return Some(Transmit::Subscribe {
@@ -641,6 +798,10 @@ impl Device {
             });
         }
         let p = self.queued.pop_front()?;
+        if p.topic.starts_with(topics::FW_REQUEST_PREFIX) {
+            // The chunk timer runs from when the request leaves, not from when it was queued.
+            self.fw.request_sent(now);
+        }
         if self.cfg.mode == Mode::Device && Self::is_echo_candidate(&p.topic) {
             // Design: mosquitto routes a device's publishes on `attributes`, `rpc/request/N` and
             // `rpc/response/N` back to it, because the device subscribes to those filters.
@@ -668,9 +829,19 @@ impl Device {
         self.events.pop_front()
     }
 
-    /// The earliest deadline of a pending request, if any: call
+    /// The earliest deadline of a pending request or firmware chunk, if any: call
     /// [`handle_timeout`](Device::handle_timeout) once it has passed.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        self.pending.iter().map(|p| p.deadline).min()
+        let requests = self.pending.iter().map(|p| p.deadline).min();
+        match (requests, self.fw.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next firmware download report for the host (see [`crate::firmware`]): drain it
+    /// after every `handle_*` call, like [`poll_event`](Device::poll_event).
+    pub fn poll_firmware_event(&mut self) -> Option<FirmwareEvent> {
+        self.fw.poll_event()
     }
 }

@@ -67,4 +67,16 @@ pub enum PeerError {
     /// filters the device subscribes to; ThingsBoard never does).
     #[error("echo of this device's own publish")]
     Echo,
+    /// A firmware chunk that is not the one awaited: an old request id (from before a
+    /// reconnect or a replaced download), a duplicate, or no download at all.
+    #[error("firmware chunk {chunk} of request {request} was not awaited")]
+    UnexpectedChunk {
+        /// The request id from the topic.
+        request: u32,
+        /// The chunk index from the topic.
+        chunk: u64,
+    },
+    /// A firmware error message while no download is in progress.
+    #[error("firmware error while no download is in progress")]
+    NoFirmwareDownload,
 }

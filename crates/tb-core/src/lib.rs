@@ -42,6 +42,7 @@ extern crate alloc;
 
 mod device;
 mod error;
+pub mod firmware;
 pub mod payload;
 pub mod provision;
 pub mod topics;
@@ -51,5 +52,6 @@ pub use device::{
     TimedOut, Transmit,
 };
 pub use error::{CapacityError, Error, PeerError, UsageError};
+pub use firmware::{Checksum, ChecksumAlgorithm, Digest, FirmwareConfig, FirmwareEvent};
 pub use provision::ProvisionOutcome;
 pub use serde_json;

@@ -28,15 +28,36 @@ pub const PROVISION_REQUEST: &str = "/provision/request";
 pub const PROVISION_RESPONSE: &str = "/provision/response";
 /// Username (and client id) that opens a provisioning-only session. spec: 3.4
 pub const PROVISION_USERNAME: &str = "provision";
+/// Prefix of firmware chunk requests (D→S): `v2/fw/request/{reqId}/chunk/{n}`. spec: 11.2
+pub const FW_REQUEST_PREFIX: &str = "v2/fw/request/";
+/// Prefix of firmware chunk responses (S→D): `v2/fw/response/{reqId}/chunk/{n}`, binary.
+pub const FW_RESPONSE_PREFIX: &str = "v2/fw/response/";
+/// What separates the request id from the chunk index in firmware topics.
+pub const FW_CHUNK_INFIX: &str = "/chunk/";
+/// Filter matching every firmware chunk response (spec 2.11 accepts exactly this one;
+/// `v2/fw/response/+` matches no chunk topic).
+pub const FW_RESPONSE_FILTER: &str = "v2/fw/response/+/chunk/+";
+/// Firmware download errors (S→D), plain text. spec: 11.2
+pub const FW_ERROR: &str = "v2/fw/error";
 
 /// The filters a device subscribes to right after every CONNACK, in this order.
 /// spec: api-contract.md, `connect()`; thingsboard-mqtt.md 2.11 (exact filters only).
-pub const DEVICE_SUBSCRIPTIONS: [&str; 4] = [
+///
+/// The first four are the reference's. The firmware filters follow (api-contract.md 4: the
+/// client subscribes to the chunk responses itself). ThingsBoard delivers chunks and errors
+/// without them, but a plain broker with a scripted peer does not; with firmware turned off
+/// the device subscribes to the first [`DEVICE_SUBSCRIPTIONS_WITHOUT_FIRMWARE`] only.
+pub const DEVICE_SUBSCRIPTIONS: [&str; 6] = [
     ATTRIBUTES,
     ATTRIBUTES_RESPONSE_FILTER,
     RPC_REQUEST_FILTER,
     RPC_RESPONSE_FILTER,
+    FW_RESPONSE_FILTER,
+    FW_ERROR,
 ];
+
+/// How many of [`DEVICE_SUBSCRIPTIONS`] a device with firmware updates turned off uses.
+pub const DEVICE_SUBSCRIPTIONS_WITHOUT_FIRMWARE: usize = 4;
 
 /// The filters a provisioning session subscribes to.
 pub const PROVISION_SUBSCRIPTIONS: [&str; 1] = [PROVISION_RESPONSE];
