@@ -6,6 +6,7 @@
 
 mod client;
 mod convert;
+mod devserver;
 mod errors;
 mod py;
 mod runtime;
@@ -28,6 +29,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<py::Client>()?;
     m.add_class::<py::Handle>()?;
+    m.add_class::<devserver::DevServer>()?;
     m.add_class::<py::HubHandle>()?;
     Ok(())
 }

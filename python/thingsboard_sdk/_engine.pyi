@@ -1,6 +1,6 @@
 """Type stubs for the Rust engine ``thingsboard_sdk._engine`` (private API)."""
 
-from typing import Any, Optional, final
+from typing import Any, Callable, Optional, final
 
 __all__: list[str]
 __version__: str
@@ -69,3 +69,95 @@ class Client:
 class Hub:
     def __new__(cls) -> Hub: ...
     def wait(self, timeout: Optional[float] = None) -> list[int]: ...
+
+@final
+class DevServer:
+    """The embedded dev server; see ``thingsboard_sdk.devserver.DevServer``.
+
+    ``start_rpc`` and ``log_stream`` return engine objects that are not module attributes
+    (``RpcCall``: ``id``, ``device``, ``wait(timeout=None) -> str | None``; ``LogStream``:
+    ``recv(timeout=None) -> str | None``, ``try_recv() -> str | None``).
+    """
+
+    def __new__(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_payload_size: int = 65536,
+        inactivity_timeout: float = 600.0,
+        client_rpc_timeout: float = 60.0,
+        rpc_delivery_timeout: float = 10.0,
+        provision_close_delay: float = 60.0,
+        claim_duration_ms: int = 86400000,
+        type_cast_enabled: bool = True,
+        max_string_value_length: int = 0,
+        send_puback_on_validation_failure: bool = False,
+        max_telemetry_per_device: int = 10000,
+        rate_limits: Optional[str] = None,
+        telemetry_rate_limits: Optional[str] = None,
+        telemetry_data_point_rate_limits: Optional[str] = None,
+        worker_threads: int = 1,
+    ) -> DevServer: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def running(self) -> bool: ...
+    def stop(self) -> None: ...
+    def add_device(
+        self,
+        name: str,
+        token: Optional[str] = None,
+        *,
+        client_id: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        gateway: bool = False,
+        profile: Optional[str] = None,
+    ) -> None: ...
+    def devices(self) -> list[str]: ...
+    def add_provision_profile(
+        self, key: str, secret: str, strategy: str = "ALLOW_CREATE_NEW_DEVICES"
+    ) -> None: ...
+    def set_shared_attributes(self, device: str, json: str) -> None: ...
+    def delete_shared_attributes(self, device: str, keys: list[str]) -> None: ...
+    def start_rpc(
+        self,
+        device: str,
+        method: str,
+        params: str = "null",
+        expiry: float = 10.0,
+        oneway: bool = False,
+    ) -> Any: ...
+    def send_rpc(
+        self, device: str, method: str, params: str = "null", timeout: float = 10.0
+    ) -> str: ...
+    def rpc_records(self, device: str) -> list[dict[str, Any]]: ...
+    def set_client_rpc_reply(self, method: str, reply: Optional[str]) -> None: ...
+    def set_client_rpc_handler(
+        self, handler: Optional[Callable[[str, int, str, str], Optional[str]]]
+    ) -> None: ...
+    def client_rpc_requests(
+        self, device: str
+    ) -> list[tuple[int, int, str, str, Optional[str]]]: ...
+    def telemetry(self, device: str) -> list[tuple[int, str, str, Any]]: ...
+    def latest_telemetry(self, device: str) -> dict[str, tuple[int, str, Any]]: ...
+    def client_attributes(self, device: str) -> dict[str, tuple[str, Any]]: ...
+    def shared_attributes(self, device: str) -> dict[str, tuple[str, Any]]: ...
+    def claims(self, device: str) -> list[tuple[int, str, int]]: ...
+    def provisioned_devices(self) -> list[dict[str, Any]]: ...
+    def connection_events(self) -> list[dict[str, Any]]: ...
+    def is_connected(self, device: str) -> bool: ...
+    def disconnect_device(self, device: str) -> bool: ...
+    def set_firmware(
+        self,
+        device: str,
+        title: Optional[str] = None,
+        version: Optional[str] = None,
+        data: Optional[bytes] = None,
+    ) -> None: ...
+    def log_stream(self) -> Any: ...
+    def generation(self) -> int: ...
+    def wait_for_change(self, seen: int, timeout: Optional[float] = None) -> int: ...
