@@ -1,0 +1,615 @@
+"""An embedded ThingsBoard-compatible MQTT server for tests and tools.
+
+It behaves as ThingsBoard's device transport does (access tokens, MQTT basic credentials,
+telemetry and attributes typed as ThingsBoard types them, attribute requests and pushes,
+server- and client-side RPC, claiming, provisioning) and keeps everything in memory::
+
+    from thingsboard_sdk.devserver import DevServer
+    from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+
+    with DevServer() as server:                      # 127.0.0.1, a free port
+        token = server.add_device("Thermostat")      # a fresh access token
+        client = TBDeviceMqttClient(server.host, server.port, access_token=token)
+        client.connect()
+        client.send_telemetry({"temperature": 25.5})
+        server.wait_for(lambda: server.latest_telemetry("Thermostat"))
+        assert server.latest_telemetry("Thermostat") == {"temperature": 25.5}
+
+Every method may be called from any thread; waiting methods release the GIL, take a timeout
+and can be interrupted with Ctrl-C. Await stored data with :meth:`DevServer.wait_for` (it
+wakes on every change to the store) rather than sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, TypeVar
+
+from . import _engine
+
+__all__ = [
+    "Claim",
+    "ClientRpcRecord",
+    "ConnectionEvent",
+    "DevServer",
+    "PendingRpc",
+    "ProvisionedDevice",
+    "RpcRecord",
+    "TelemetryPoint",
+]
+
+T = TypeVar("T")
+
+# ThingsBoard's value types, as ``TelemetryPoint.type`` and ``typed=True`` report them.
+TYPES = ("BOOLEAN", "LONG", "DOUBLE", "STRING", "JSON")
+
+
+def _value(kind: str, value: Any) -> Any:
+    """A stored value as Python: JSON values (sent as text by the engine) are parsed."""
+    return json.loads(value) if kind == "JSON" else value
+
+
+def _json_or_text(text: Optional[str]) -> Any:
+    """A payload as Python data if it is JSON, else the text itself."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _dumps(data: Any, what: str) -> str:
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} must be JSON-serialisable, got {data!r}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class TelemetryPoint:
+    """One stored telemetry value.
+
+    Attributes:
+        ts: Unix milliseconds (the device's ``ts`` or the server's receive time).
+        key: telemetry key.
+        value: the value as Python (bool, int, float, str, or parsed JSON for ``JSON``).
+        type: ThingsBoard's type: ``BOOLEAN``, ``LONG``, ``DOUBLE``, ``STRING`` or ``JSON``.
+    """
+
+    ts: int
+    key: str
+    value: Any
+    type: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim request (``v1/devices/me/claim``)."""
+
+    ts: int
+    secret_key: str
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class ProvisionedDevice:
+    """A device created or handed out by provisioning.
+
+    Attributes:
+        credentials: ``{"type": "ACCESS_TOKEN", "token": ...}``, ``{"type": "MQTT_BASIC",
+            "client_id": ..., "username": ..., "password": ...}`` or
+            ``{"type": "X509_CERTIFICATE", "hash": ...}``.
+    """
+
+    ts: int
+    name: str
+    profile_key: str
+    credentials: dict
+    gateway: bool
+
+
+@dataclass(frozen=True)
+class ConnectionEvent:
+    """What happened to a connection.
+
+    Attributes:
+        kind: ``connected``, ``provision_session``, ``refused`` (CONNACK refusal),
+            ``rejected`` (closed without CONNACK) or ``disconnected``.
+        device: device name once authenticated, else None.
+        version: ``3.1``, ``3.1.1`` or ``5`` once the CONNECT was decoded.
+        return_code: the CONNACK code sent, for ``connected``/``refused``.
+        reason: human-readable (``accepted``, ``unknown access token``, ``client DISCONNECT``).
+    """
+
+    ts: int
+    conn_id: int
+    peer: str
+    kind: str
+    device: Optional[str]
+    client_id: str
+    version: Optional[str]
+    return_code: Optional[int]
+    reason: str
+
+
+@dataclass(frozen=True)
+class RpcRecord:
+    """A server-side RPC and its ThingsBoard status (``QUEUED``, ``SENT``, ``DELIVERED``,
+    ``SUCCESSFUL``, ``TIMEOUT``, ``EXPIRED``); ``reply`` is parsed JSON (or text)."""
+
+    id: int
+    method: str
+    params: Any
+    oneway: bool
+    status: str
+    reply: Any
+
+
+@dataclass(frozen=True)
+class ClientRpcRecord:
+    """A client-side RPC request a device made, and the reply it got (None: not yet)."""
+
+    ts: int
+    id: int
+    method: str
+    params: Any
+    reply: Any
+
+
+class PendingRpc:
+    """A server-side RPC on its way, from :meth:`DevServer.start_rpc`."""
+
+    def __init__(self, call: Any):
+        self._call = call
+
+    @property
+    def id(self) -> int:
+        """Per-device RPC id (the ``{id}`` of ``v1/devices/me/rpc/request/{id}``)."""
+        return self._call.id
+
+    @property
+    def device(self) -> str:
+        """Device name."""
+        return self._call.device
+
+    def wait(self, timeout: Optional[float] = None) -> Any:
+        """Waits for the device's reply.
+
+        Args:
+            timeout: seconds to wait at most; None waits until the RPC expires.
+
+        Returns:
+            The reply payload as Python data (text if it is not JSON).
+
+        Raises:
+            TimeoutError: no reply within ``timeout``, or the RPC expired.
+        """
+        text = self._call.wait(timeout)
+        if text is None:
+            raise TimeoutError(f"no reply to RPC {self.id} from {self.device!r} in {timeout} s")
+        return _json_or_text(text)
+
+    def poll(self) -> tuple[bool, Any]:
+        """``(True, reply)`` once replied, ``(False, None)`` while pending, without waiting.
+
+        Raises:
+            TimeoutError: the RPC expired.
+        """
+        text = self._call.wait(0.0)
+        return (False, None) if text is None else (True, _json_or_text(text))
+
+    def __repr__(self) -> str:
+        return f"<PendingRpc {self.id} to {self.device!r}>"
+
+
+class DevServer:
+    """A running dev server; it starts listening in the constructor.
+
+    Use it as a context manager (or call :meth:`stop`). Stored data stays readable after
+    :meth:`stop`.
+
+    Args:
+        host: address to bind (default ``127.0.0.1``).
+        port: port to bind; 0 (the default) picks a free one, see :attr:`port`.
+        **options: server settings, keyword-only, with ThingsBoard's defaults:
+            ``max_payload_size`` (65536), ``inactivity_timeout`` (600 s),
+            ``client_rpc_timeout`` (60 s: unanswered client RPCs then get
+            ``{"error":"timeout"}``), ``rpc_delivery_timeout`` (10 s),
+            ``provision_close_delay`` (60 s), ``claim_duration_ms`` (24 h),
+            ``type_cast_enabled`` (True), ``max_string_value_length`` (0 = off),
+            ``send_puback_on_validation_failure`` (False), ``max_telemetry_per_device``
+            (10,000), ``rate_limits``/``telemetry_rate_limits``/
+            ``telemetry_data_point_rate_limits`` (``"capacity:seconds,..."`` or None),
+            ``worker_threads`` (1).
+
+    Raises:
+        OSError: the address cannot be bound (``errno.EADDRINUSE`` when the port is taken).
+        ValueError: an invalid option.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any):
+        self._server = _engine.DevServer(host, port, **options)
+
+    # ---- life cycle ------------------------------------------------------------------------
+
+    @property
+    def host(self) -> str:
+        """The bound address (e.g. ``127.0.0.1``)."""
+        return self._server.host
+
+    @property
+    def port(self) -> int:
+        """The bound port (the chosen one when 0 was asked)."""
+        return self._server.port
+
+    @property
+    def running(self) -> bool:
+        """False once :meth:`stop` was called."""
+        return self._server.running
+
+    def stop(self) -> None:
+        """Stops accepting and closes every connection (waits at most about a second).
+
+        Idempotent; the stored data stays readable.
+        """
+        self._server.stop()
+
+    def __enter__(self) -> DevServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<DevServer {self.host}:{self.port} {state}>"
+
+    # ---- devices and profiles ------------------------------------------------------------------
+
+    def add_device(
+        self,
+        name: str,
+        token: Optional[str] = None,
+        *,
+        client_id: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        gateway: bool = False,
+        profile: Optional[str] = None,
+    ) -> Optional[str]:
+        """Registers a device.
+
+        Args:
+            name: unique device name.
+            token: access token (the MQTT user name the device connects with). When neither
+                a token nor MQTT basic credentials are given, a fresh token is made.
+            client_id, username, password: MQTT basic credentials instead of a token (at
+                least a client id or a user name; a password needs a user name).
+            gateway: the device may use ``v1/gateway/*``.
+            profile: provisioning profile key the device belongs to (for the
+                ``CHECK_PRE_PROVISIONED_DEVICES`` strategy).
+
+        Returns:
+            The access token, or None for MQTT basic credentials.
+
+        Raises:
+            ValueError: the name exists, or the credentials are taken or invalid.
+        """
+        basic = client_id is not None or username is not None or password is not None
+        if token is None and not basic:
+            token = secrets.token_urlsafe(15)
+        self._server.add_device(
+            name,
+            token,
+            client_id=client_id,
+            username=username,
+            password=password,
+            gateway=gateway,
+            profile=profile,
+        )
+        return token
+
+    def devices(self) -> list[str]:
+        """Names of all devices (including provisioned ones), sorted."""
+        return self._server.devices()
+
+    def add_provision_profile(
+        self, key: str, secret: str, *, strategy: str = "ALLOW_CREATE_NEW_DEVICES"
+    ) -> None:
+        """Registers (or replaces) a device profile with provisioning enabled.
+
+        Args:
+            key: ``provisionDeviceKey``.
+            secret: ``provisionDeviceSecret``.
+            strategy: ``ALLOW_CREATE_NEW_DEVICES`` or ``CHECK_PRE_PROVISIONED_DEVICES``.
+
+        Raises:
+            ValueError: an unknown strategy.
+        """
+        self._server.add_provision_profile(key, secret, strategy)
+
+    # ---- shared attributes ---------------------------------------------------------------------
+
+    def set_shared_attributes(self, device: str, attributes: Any) -> None:
+        """Sets shared attributes and pushes them, as ThingsBoard does, to the device if it is
+        subscribed to ``v1/devices/me/attributes``.
+
+        Args:
+            device: device name.
+            attributes: a dict (or JSON object text) of key/value pairs.
+
+        Raises:
+            KeyError: no such device.
+            ValueError: not a JSON object.
+        """
+        text = attributes if isinstance(attributes, str) else _dumps(attributes, "attributes")
+        self._server.set_shared_attributes(device, text)
+
+    def delete_shared_attributes(self, device: str, keys: Iterable[str]) -> None:
+        """Deletes shared attributes and pushes ``{"deleted": [keys]}`` to a subscribed device.
+
+        Raises:
+            KeyError: no such device.
+        """
+        self._server.delete_shared_attributes(device, list(keys))
+
+    # ---- server-side RPC -----------------------------------------------------------------------
+
+    def start_rpc(
+        self,
+        device: str,
+        method: str,
+        params: Any = None,
+        *,
+        expiry: float = 10.0,
+        oneway: bool = False,
+    ) -> PendingRpc:
+        """Starts a server-side RPC without waiting for the reply.
+
+        It is published once the device subscribes to ``v1/devices/me/rpc/request/+``
+        (at once if it is), unless it expires first.
+
+        Args:
+            device: device name.
+            method: RPC method.
+            params: JSON-able parameters.
+            expiry: seconds until the RPC expires.
+            oneway: a one-way RPC takes no reply.
+
+        Returns:
+            A :class:`PendingRpc` to wait on.
+
+        Raises:
+            KeyError: no such device.
+            TypeError: params cannot be JSON-encoded.
+        """
+        call = self._server.start_rpc(device, method, _dumps(params, "params"), expiry, oneway)
+        return PendingRpc(call)
+
+    def send_rpc(self, device: str, method: str, params: Any = None, *, timeout: float = 10.0):
+        """Sends a two-way server-side RPC and waits for the device's reply.
+
+        The device must process messages meanwhile (in another thread or process).
+
+        Returns:
+            The reply payload as Python data (text if it is not JSON).
+
+        Raises:
+            KeyError: no such device.
+            TimeoutError: no reply within ``timeout`` seconds (also the RPC's expiry).
+        """
+        return _json_or_text(
+            self._server.send_rpc(device, method, _dumps(params, "params"), timeout)
+        )
+
+    def rpc_records(self, device: str) -> list[RpcRecord]:
+        """The device's server-side RPCs, by id.
+
+        Raises:
+            KeyError: no such device.
+        """
+        return [
+            RpcRecord(
+                r["id"],
+                r["method"],
+                _json_or_text(r["params"]),
+                r["oneway"],
+                r["status"],
+                _json_or_text(r["reply"]),
+            )
+            for r in self._server.rpc_records(device)
+        ]
+
+    # ---- client-side RPC -----------------------------------------------------------------------
+
+    def set_client_rpc_reply(self, method: str, reply: Any) -> None:
+        """Answers every client-side RPC ``method`` (any device) at once with ``reply``.
+
+        Args:
+            method: RPC method.
+            reply: JSON-able reply payload.
+        """
+        self._server.set_client_rpc_reply(method, _dumps(reply, "reply"))
+
+    def clear_client_rpc_reply(self, method: str) -> None:
+        """Removes the scripted reply to ``method``."""
+        self._server.set_client_rpc_reply(method, None)
+
+    def set_client_rpc_handler(self, handler: Optional[Callable[[str, str, Any], Any]]) -> None:
+        """Answers client-side RPCs that have no scripted reply.
+
+        Args:
+            handler: ``handler(device, method, params) -> reply`` (JSON-able); returning None
+                gives ThingsBoard's default (``{"error":"timeout"}`` after
+                ``client_rpc_timeout``). It runs on a server thread; an exception in it is
+                printed and the default applies. None removes the handler.
+        """
+        if handler is None:
+            self._server.set_client_rpc_handler(None)
+            return
+
+        def call(device: str, _id: int, method: str, params: str) -> Optional[str]:
+            reply = handler(device, method, _json_or_text(params))
+            return None if reply is None else _dumps(reply, "client RPC reply")
+
+        self._server.set_client_rpc_handler(call)
+
+    def client_rpc_requests(self, device: str) -> list[ClientRpcRecord]:
+        """Client-side RPC requests the device made (oldest first, last 1000).
+
+        Raises:
+            KeyError: no such device.
+        """
+        return [
+            ClientRpcRecord(ts, rid, method, _json_or_text(params), _json_or_text(reply))
+            for ts, rid, method, params, reply in self._server.client_rpc_requests(device)
+        ]
+
+    # ---- stored data ---------------------------------------------------------------------------
+
+    def telemetry(self, device: str, key: Optional[str] = None) -> list[TelemetryPoint]:
+        """Stored telemetry in arrival order (of one ``key`` if given).
+
+        Raises:
+            KeyError: no such device.
+        """
+        return [
+            TelemetryPoint(ts, k, _value(kind, v), kind)
+            for ts, k, kind, v in self._server.telemetry(device)
+            if key is None or k == key
+        ]
+
+    def latest_telemetry(self, device: str, *, typed: bool = False) -> dict[str, Any]:
+        """The latest value per key (highest ``ts``).
+
+        Args:
+            typed: map keys to :class:`TelemetryPoint` instead of bare values.
+
+        Raises:
+            KeyError: no such device.
+        """
+        latest = self._server.latest_telemetry(device)
+        if typed:
+            return {k: TelemetryPoint(ts, k, _value(t, v), t) for k, (ts, t, v) in latest.items()}
+        return {k: _value(t, v) for k, (ts, t, v) in latest.items()}
+
+    def client_attributes(self, device: str, *, typed: bool = False) -> dict[str, Any]:
+        """Client-scope attributes the device sent.
+
+        Args:
+            typed: map keys to ``(type, value)`` instead of bare values.
+
+        Raises:
+            KeyError: no such device.
+        """
+        return self._attrs(self._server.client_attributes(device), typed)
+
+    def shared_attributes(self, device: str, *, typed: bool = False) -> dict[str, Any]:
+        """Shared-scope attributes (as :meth:`client_attributes`)."""
+        return self._attrs(self._server.shared_attributes(device), typed)
+
+    @staticmethod
+    def _attrs(raw: dict, typed: bool) -> dict[str, Any]:
+        if typed:
+            return {k: (t, _value(t, v)) for k, (t, v) in raw.items()}
+        return {k: _value(t, v) for k, (t, v) in raw.items()}
+
+    def claims(self, device: str) -> list[Claim]:
+        """Claim requests of the device.
+
+        Raises:
+            KeyError: no such device.
+        """
+        return [Claim(*c) for c in self._server.claims(device)]
+
+    def provisioned_devices(self) -> list[ProvisionedDevice]:
+        """Devices created or handed out by provisioning, oldest first."""
+        return [ProvisionedDevice(**d) for d in self._server.provisioned_devices()]
+
+    def connection_events(self, device: Optional[str] = None) -> list[ConnectionEvent]:
+        """Connection events, oldest first (of one ``device`` if given; last 100,000)."""
+        return [
+            ConnectionEvent(**e)
+            for e in self._server.connection_events()
+            if device is None or e["device"] == device
+        ]
+
+    def is_connected(self, device: str) -> bool:
+        """Whether the device has a live session.
+
+        Raises:
+            KeyError: no such device.
+        """
+        return self._server.is_connected(device)
+
+    def disconnect_device(self, device: str) -> bool:
+        """Closes the device's session as an administrator would.
+
+        Returns:
+            False if it had none.
+
+        Raises:
+            KeyError: no such device.
+        """
+        return self._server.disconnect_device(device)
+
+    def set_firmware(self, device: str, title: str, version: str, data: bytes) -> None:
+        """Puts a firmware image in the device's slot (served over ``v2/fw/request/...``).
+
+        Raises:
+            KeyError: no such device.
+        """
+        self._server.set_firmware(device, title, version, bytes(data))
+
+    def clear_firmware(self, device: str) -> None:
+        """Empties the device's firmware slot."""
+        self._server.set_firmware(device)
+
+    # ---- waiting and logs ----------------------------------------------------------------------
+
+    def log_stream(self) -> Any:
+        """A stream of the human-readable log lines from now on (one per connection, upload,
+        RPC, provisioning): ``recv(timeout=None) -> str | None`` (None on timeout or once the
+        server stopped and the stream is drained) and ``try_recv() -> str | None``.
+        """
+        return self._server.log_stream()
+
+    def generation(self) -> int:
+        """A counter bumped by every change to the store."""
+        return self._server.generation()
+
+    def wait_for_change(self, seen: int, timeout: Optional[float] = None) -> int:
+        """Waits until :meth:`generation` differs from ``seen`` or ``timeout`` passes.
+
+        Returns:
+            The current generation.
+        """
+        return self._server.wait_for_change(seen, timeout)
+
+    def wait_for(self, predicate: Callable[[], T], timeout: float = 10.0, what: str = "") -> T:
+        """Waits until ``predicate()`` returns something truthy, re-checking it after every
+        change to the store, and returns that value.
+
+        Args:
+            predicate: called on this thread, e.g.
+                ``lambda: server.latest_telemetry("dev").get("temperature")``.
+            timeout: seconds to wait at most.
+            what: described in the error message.
+
+        Raises:
+            TimeoutError: still falsy after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.generation()
+            value = predicate()
+            if value:
+                return value
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"dev server: {what or predicate!r} not true within {timeout} s")
+            self.wait_for_change(seen, left)
