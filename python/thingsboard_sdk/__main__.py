@@ -1,0 +1,384 @@
+"""Command line: ``python -m thingsboard_sdk <command>``.
+
+Commands:
+    devserver   run the embedded ThingsBoard-compatible MQTT dev server
+    demo        start a dev server, run an example device against it, print what it stored
+    run         run a device script (not implemented yet)
+    simulate    simulate devices (not implemented yet)
+
+Each command is one ``cmd_*`` function taking the parsed arguments and returning the exit
+code, plus an optional ``*_args`` function adding its options; add a command by adding a row
+to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # bad arguments, port in use, not implemented
+
+# The device `devserver` creates when no --device is given (documented in --help).
+DEMO_DEVICE_NAME = "Demo Device"
+DEMO_DEVICE_TOKEN = "DEMO_DEVICE_TOKEN"
+
+
+def _out(*parts: Any) -> None:
+    print(*parts, flush=True)
+
+
+def _err(*parts: Any) -> None:
+    print(*parts, file=sys.stderr, flush=True)
+
+
+# ---- devserver ----------------------------------------------------------------------------------
+
+
+def _pair(what: str, example: str) -> Callable[[str], tuple[str, str]]:
+    """An argparse type for ``A:B`` (split at the last ``:``; both parts non-empty)."""
+
+    def parse(text: str) -> tuple[str, str]:
+        first, sep, second = text.rpartition(":")
+        if not sep or not first or not second:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what} (e.g. {example})")
+        return first, second
+
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
+
+
+def devserver_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=1883, help="port to bind, 0 = any free (default %(default)s)"
+    )
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="NAME:TOKEN",
+        type=_pair("NAME:TOKEN", '--device "Thermostat A1:A1_TEST_TOKEN"'),
+        help="add a device with an access token (repeatable); without any, a demo device "
+        f"{DEMO_DEVICE_NAME!r} with token {DEMO_DEVICE_TOKEN} is created",
+    )
+    p.add_argument(
+        "--provision",
+        action="append",
+        default=[],
+        metavar="KEY:SECRET",
+        type=_pair("KEY:SECRET", "--provision my-key:my-secret"),
+        help="add a provisioning profile that creates new devices (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="do not log connections and messages")
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM handler so that the server stops as on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Stop()
+
+
+def cmd_devserver(args: argparse.Namespace) -> int:
+    """Runs the dev server until Ctrl-C (or SIGTERM)."""
+    from .devserver import DevServer
+
+    try:
+        server = DevServer(args.host, args.port)
+    except OSError as exc:
+        _err(f"error: {exc.strerror or exc}")
+        if args.port:
+            _err("hint: another MQTT broker may use that port; try --port 0 or another port")
+        return EXIT_USAGE
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: Ctrl-C only
+        pass
+    # Design: from here on Ctrl-C, wherever it lands, stops the server and exits 0.
+    try:
+        stream = server.log_stream()
+        devices = args.device or [(DEMO_DEVICE_NAME, DEMO_DEVICE_TOKEN)]
+        try:
+            for name, token in devices:
+                server.add_device(name, token)
+            for key, secret in args.provision:
+                server.add_provision_profile(key, secret)
+        except ValueError as exc:
+            _err(f"error: {exc}")
+            return EXIT_USAGE
+        _serve(server, stream, devices, args)
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    _out("dev server stopped")
+    return EXIT_OK
+
+
+def _serve(server: Any, stream: Any, devices: list, args: argparse.Namespace) -> None:
+    """Prints the banner, then one line per log line until the server stops."""
+    _out(f"ThingsBoard dev server listening on {server.host}:{server.port}")
+    for name, token in devices:
+        _out(f"device {name!r}: access token {token}")
+    for key, secret in args.provision:
+        _out(f"provisioning profile: key {key!r}, secret {secret!r}")
+    if not args.device:
+        pub = f"mosquitto_pub -h {server.host} -p {server.port} -u {DEMO_DEVICE_TOKEN}"
+        _out(f"try: {pub} -t v1/devices/me/telemetry -m '{{\"temperature\":25}}'")
+    _out("press Ctrl-C to stop")
+    while True:
+        line = stream.recv(None)
+        if line is None:  # the server stopped
+            return
+        if not args.quiet:
+            _out(f"{time.strftime('%H:%M:%S')} {line}")
+
+
+# ---- demo ---------------------------------------------------------------------------------------
+
+
+class _DemoError(Exception):
+    pass
+
+
+def _pump(client: Any, done: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Lets ``client`` process messages until ``done()`` is truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = done()
+        if value:
+            return value
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise _DemoError(f"timed out waiting for {what}")
+        client.wait_for_msg(timeout=min(0.1, left))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Starts a dev server on a free port and runs an example device through telemetry,
+    attributes, an attribute subscription, server and client RPC and provisioning."""
+    from .devserver import DevServer
+
+    try:
+        with DevServer("127.0.0.1", 0) as server:
+            log = server.log_stream()
+            try:
+                _demo(server)
+            finally:
+                server.stop()
+                _out("\n== server log")
+                while True:
+                    line = log.try_recv()
+                    if line is None:
+                        break
+                    _out(f"  {line}")
+    except _DemoError as exc:
+        _err(f"demo failed: {exc}")
+        return EXIT_FAILED
+    _out("\ndemo finished")
+    return EXIT_OK
+
+
+def _demo(server: Any) -> None:
+    from .tb_device_mqtt import ProvisionError, TBDeviceMqttClient
+
+    device, token = "demo-thermostat", "DEMO_THERMOSTAT_TOKEN"
+    key, secret = "demo-provision-key", "demo-provision-secret"
+    server.add_device(device, token)
+    server.add_provision_profile(key, secret)
+    server.set_shared_attributes(device, {"targetTemperature": 21.5})
+    host, port = server.host, server.port
+    _out(f"dev server on {host}:{port}; device {device!r} with access token {token}")
+
+    client = TBDeviceMqttClient(host, port, access_token=token, client_id="demo-thermostat")
+    if client.connect(timeout=10) is None:
+        raise _DemoError(f"connect failed: {client.last_error}")
+    try:
+        _out("\n== telemetry")
+        data = {"temperature": 22.4, "humidity": 48, "heating": True, "mode": "eco"}
+        if not client.send_telemetry(data).wait(5):
+            raise _DemoError("telemetry not acknowledged")
+        _out(f"sent {data}")
+
+        _out("\n== client attributes")
+        attrs = {"model": "TH-100", "firmwareVersion": "1.0.3"}
+        if not client.send_attributes(attrs).wait(5):
+            raise _DemoError("attributes not acknowledged")
+        _out(f"sent {attrs}")
+
+        _out("\n== attribute request")
+        got: dict = {}
+        client.request_attributes(
+            client_keys=["model"],
+            shared_keys=["targetTemperature"],
+            callback=lambda result, exc: got.update(result=result, exc=exc),
+            timeout=5,
+        )
+        if got.get("exc") is not None or "result" not in got:
+            raise _DemoError(f"attribute request failed: {got.get('exc')}")
+        _out(f"response {got['result']}")
+
+        _out("\n== attribute subscription")
+        pushed: list = []
+        client.subscribe_to_attribute(
+            "targetTemperature", lambda result, exc: pushed.append(result)
+        )
+        server.set_shared_attributes(device, {"targetTemperature": 23.0})
+        _pump(client, lambda: pushed, 10, "the shared attribute push")
+        _out(f"server set targetTemperature=23.0; device got {pushed[0]}")
+
+        _out("\n== server-side RPC")
+
+        def on_rpc(request_id: str, body: Any) -> None:
+            _out(f"device got RPC {request_id}: {body}")
+            client.send_rpc_reply(request_id, {"temperature": 22.4, "unit": "C"})
+
+        client.set_server_side_rpc_request_handler(on_rpc)
+        call = server.start_rpc(device, "getTemperature", {"unit": "C"}, expiry=10)
+        replies: list = []
+
+        def replied() -> bool:
+            done, reply = call.poll()
+            if done:
+                replies.append(reply)
+            return done
+
+        _pump(client, replied, 10, "the RPC reply")
+        _out(f"server got reply {replies[0]}")
+
+        _out("\n== client-side RPC")
+        server.set_client_rpc_reply("getCurrentTime", {"time": 1700000000000})
+        answers: list = []
+        client.send_rpc_call(
+            "getCurrentTime", {}, lambda rid, resp, exc: answers.append((resp, exc)), timeout=5
+        )
+        if not answers or answers[0][1] is not None:
+            raise _DemoError(f"client RPC failed: {answers}")
+        _out(f"device got {answers[0][0]}")
+    finally:
+        client.disconnect()
+
+    _out("\n== provisioning")
+    request = TBDeviceMqttClient.get_provision_request(key, secret, device_name="demo-sensor")
+    try:
+        creds = TBDeviceMqttClient.provision(host, port, request, timeout=10)
+    except ProvisionError as exc:
+        raise _DemoError(f"provisioning failed: {exc}") from None
+    _out(f"provisioned 'demo-sensor': {creds}")
+    sensor = TBDeviceMqttClient(
+        host, port, access_token=creds["credentialsValue"], client_id="demo-sensor"
+    )
+    if sensor.connect(timeout=10) is None:
+        raise _DemoError(f"provisioned device cannot connect: {sensor.last_error}")
+    try:
+        sensor.send_telemetry({"battery": 97}).wait(5)
+    finally:
+        sensor.disconnect()
+    server.wait_for(
+        lambda: len(server.connection_events(device="demo-sensor")) >= 2, 5, "the disconnect"
+    )
+
+    _out("\n== what the server stored")
+    for name in server.devices():
+        _out(f"device {name!r}")
+        for p in server.telemetry(name):
+            _out(f"  telemetry  {p.key} = {p.value!r} ({p.type}, ts {p.ts})")
+        for k, (t, v) in server.client_attributes(name, typed=True).items():
+            _out(f"  client attribute  {k} = {v!r} ({t})")
+        for k, (t, v) in server.shared_attributes(name, typed=True).items():
+            _out(f"  shared attribute  {k} = {v!r} ({t})")
+        for r in server.rpc_records(name):
+            _out(f"  server RPC {r.id} {r.method}({r.params}) {r.status} -> {r.reply}")
+        for r in server.client_rpc_requests(name):
+            _out(f"  client RPC {r.id} {r.method}({r.params}) -> {r.reply}")
+    for d in server.provisioned_devices():
+        _out(f"provisioned {d.name!r} with profile {d.profile_key!r} ({d.credentials['type']})")
+    for e in server.connection_events():
+        _out(f"connection {e.conn_id} {e.kind} {e.device or ''} ({e.reason})")
+
+
+# ---- placeholders -------------------------------------------------------------------------------
+
+
+def rest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _err("run: not implemented yet")
+    return EXIT_USAGE
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    _err("simulate: not implemented yet")
+    return EXIT_USAGE
+
+
+# ---- the command table --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    add_args: Optional[Callable[[argparse.ArgumentParser], None]] = None
+
+
+COMMANDS = [
+    Command(
+        "devserver", "run the ThingsBoard-compatible MQTT dev server", cmd_devserver, devserver_args
+    ),
+    Command(
+        "demo", "run an example device against a dev server and print what it stored", cmd_demo
+    ),
+    Command("run", "run a device script (not implemented yet)", cmd_run, rest_args),
+    Command("simulate", "simulate devices (not implemented yet)", cmd_simulate, rest_args),
+]
+
+
+def build_parser(commands: list[Command] = COMMANDS) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m thingsboard_sdk",
+        description="ThingsBoard device SDK tools",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for c in commands:
+        p = sub.add_parser(c.name, help=c.help, description=c.help)
+        if c.add_args:
+            c.add_args(p)
+        p.set_defaults(run=c.run)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Parses ``argv`` (default ``sys.argv[1:]``) and runs the command; returns the exit
+    code (argparse exits with 2 on bad arguments)."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+def devserver_main(argv: Optional[list[str]] = None) -> int:
+    """The ``thingsboard-devserver`` console script: ``devserver`` with its options."""
+    parser = argparse.ArgumentParser(
+        prog="thingsboard-devserver", description="run the ThingsBoard-compatible MQTT dev server"
+    )
+    devserver_args(parser)
+    return cmd_devserver(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
