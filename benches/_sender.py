@@ -1,7 +1,8 @@
 """Shared plumbing for the sender scripts (standard library only: each runs in its own venv).
 
-A sender script connects, sends ``--messages`` telemetry messages at QoS 1, waits until all are
-acknowledged (bounded by ``--timeout``) and prints one line ``RESULT {json}`` on stdout.
+A sender script connects, sends ``--messages`` telemetry messages at ``--qos`` 1 (or 0), waits
+until all are acknowledged (QoS 1: PUBACK) or written to the socket (QoS 0), bounded by
+``--timeout``, and prints one line ``RESULT {json}`` on stdout.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def parse_args(extra=None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=64, help="QoS 1 in-flight window where settable")
     p.add_argument("--token", default="bench-token")
     p.add_argument("--timeout", type=float, default=60.0, help="bound on the whole send + wait")
+    p.add_argument("--qos", type=int, choices=(0, 1), default=1)
     if extra:
         extra(p)
     return p.parse_args()
@@ -74,9 +76,11 @@ class Clock:
     def __init__(self) -> None:
         self.t0 = self.t1 = 0.0
         self.c0 = self.c1 = 0.0
+        self.m0 = 0.0  # time.monotonic() at start: CLOCK_MONOTONIC, comparable across processes
 
     def start(self) -> None:
         self.c0 = cpu_seconds()
+        self.m0 = time.monotonic()
         self.t0 = time.perf_counter()
 
     def stop(self) -> None:
@@ -89,7 +93,8 @@ def report(clock: Clock, *, sent: int, acked: int, failed: int = 0, **extra) -> 
 
     Args:
         sent: messages handed to the client (accepted by its send call).
-        acked: messages the client reports as acknowledged by the broker (PUBACK).
+        acked: messages the client reports as acknowledged by the broker (PUBACK), or at QoS 0
+            as written to the socket.
         failed: messages the client itself reports as not delivered (error code, dropped,
             or still unacknowledged at the deadline).
         extra: sender-specific figures (retries, versions, ...), passed through to the JSON.
@@ -100,6 +105,7 @@ def report(clock: Clock, *, sent: int, acked: int, failed: int = 0, **extra) -> 
         "failed": failed,
         "elapsed_s": clock.t1 - clock.t0,
         "cpu_send_s": clock.c1 - clock.c0,
+        "t0_monotonic": clock.m0,
         "thread_cpu_s": thread_cpu(),
     }
     out.update(extra)

@@ -67,12 +67,12 @@ def main() -> None:
     queue_full = mqtt.MQTT_ERR_QUEUE_SIZE
     for i in range(n):
         data = dumps(message(i), separators=(",", ":"))
-        info = client.publish(TOPIC, data, qos=1)
+        info = client.publish(TOPIC, data, qos=args.qos)
         while info.rc == queue_full and time.monotonic() < deadline:
             retries += 1
             with progress:
                 progress.wait(0.05)
-            info = client.publish(TOPIC, data, qos=1)
+            info = client.publish(TOPIC, data, qos=args.qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             publish_errors += 1
             continue
@@ -93,6 +93,7 @@ def main() -> None:
         unacked_at_end=unacked,
         window=args.window,
         queue=args.queue,
+        qos=args.qos,
     )
 
 

@@ -1,4 +1,6 @@
-"""Raw ceiling: pre-encoded MQTT 3.1.1 QoS 1 PUBLISH packets over a TCP_NODELAY socket.
+"""Raw ceiling: pre-encoded MQTT 3.1.1 QoS 1 (or 0) PUBLISH packets over a TCP_NODELAY socket.
+
+At ``--qos 0`` it writes ``--window`` packets per ``send`` until all are written.
 
 Every packet is encoded before the clock starts; the loop keeps ``--window`` packet ids in flight,
 sends one more packet for each PUBACK, and stops when every packet is acknowledged. What is left
@@ -19,7 +21,7 @@ def main() -> None:
     n, window = args.messages, max(1, min(args.window, 65535))
     topic = TOPIC.encode()
     # Packet ids cycle through 1..65535; with window <= 65535 no two in flight share one.
-    packets = [_mqtt.encode_publish(topic, payload(i), i % 65535 + 1) for i in range(n)]
+    packets = [_mqtt.encode_publish(topic, payload(i), i % 65535 + 1, args.qos) for i in range(n)]
 
     sock = _mqtt.connect(args.host, args.port, "bench-raw", username=args.token)
     sock.setblocking(False)
@@ -30,6 +32,14 @@ def main() -> None:
     clock = Clock()
     clock.start()
     deadline = time.monotonic() + args.timeout
+    if args.qos == 0:
+        # QoS 0: write every packet, ``window`` packets per send(); "acked" means written.
+        sock.setblocking(True)
+        for k in range(0, n, window):
+            sock.sendall(b"".join(packets[k : k + window]))
+            if time.monotonic() > deadline:
+                break
+            sent = acked = min(n, k + window)
     while acked < n:
         if sent < n and len(inflight) < window:
             k = min(window - len(inflight), n - sent)
@@ -73,6 +83,7 @@ def main() -> None:
         failed=n - acked,
         unexpected_packets=unexpected,
         window=window,
+        qos=args.qos,
     )
 
 

@@ -45,7 +45,9 @@ def main() -> None:
 
     from tb_device_mqtt import TBDeviceMqttClient, TBPublishInfo
 
-    client = TBDeviceMqttClient(args.host, port=args.port, username=args.token)
+    client = TBDeviceMqttClient(
+        args.host, port=args.port, username=args.token, quality_of_service=args.qos
+    )
     client.connect()
     deadline = time.monotonic() + 10
     while not client.is_connected() and time.monotonic() < deadline:
@@ -111,6 +113,7 @@ def main() -> None:
         limits_at_start=limits,
         limits_at_end=limits_after,
         log_counts=counter.by_text,
+        qos=args.qos,
     )
 
 

@@ -5,7 +5,9 @@ Protocol with the runner (stdin/stdout, one line each):
   - reads ``DONE`` on stdin once the sender has exited; from then on it stops as soon as it has
     seen every ``i`` in ``range(--messages)`` (after a short linger for late duplicates), or after
     ``--idle`` seconds without a message, or at ``--timeout`` overall;
-  - prints ``RESULT {json}``: distinct ``i`` values seen, duplicates, and what could not be parsed.
+  - prints ``RESULT {json}``: distinct ``i`` values seen, duplicates, what could not be parsed,
+    and ``last_new_at``: ``time.monotonic()`` (CLOCK_MONOTONIC, shared by every process) of the
+    read that brought the last new ``i``; the runner measures QoS 0 throughput up to it.
 
 Both payload shapes are counted: a JSON object and tb-mqtt-client's one-element list.
 """
@@ -60,6 +62,7 @@ def main() -> None:
     t_start = time.monotonic()
     last_msg = t_start
     done_at = None
+    first_new_at = last_new_at = None  # time.monotonic() of the reads that brought new ``i``
     all_seen_at = None
     stdin_fd = sys.stdin.fileno()
     watch = [sock, stdin_fd]
@@ -85,6 +88,8 @@ def main() -> None:
         if not data:
             break
         reads += 1
+        t_read = time.monotonic()
+        distinct_before = distinct
         buf += data
         # Inline framing (no per-packet copies): this loop competes with the sender for CPU.
         acks = []
@@ -143,6 +148,10 @@ def main() -> None:
             sock.sendall(b"".join(acks))
         if got:
             last_msg = time.monotonic()
+        if distinct > distinct_before:
+            last_new_at = t_read
+            if first_new_at is None:
+                first_new_at = t_read
         if len(data) < BATCH_BYTES:
             # Let messages pile up: a few large reads cost far less CPU than one read per
             # message, and every CPU cycle this process takes is one the sender does not get.
@@ -166,6 +175,8 @@ def main() -> None:
         "qos_received": qos_counts,
         "missing_sample": missing_sample,
         "reads": reads,
+        "first_new_at": first_new_at,
+        "last_new_at": last_new_at,
         "cpu_s": (lambda ru: ru.ru_utime + ru.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)),
     }
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")
