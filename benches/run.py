@@ -47,6 +47,7 @@ MOSQUITTO_CONF = """\
 listener {port} 127.0.0.1
 allow_anonymous true
 set_tcp_nodelay true
+max_connections -1
 persistence false
 # Unbounded per-client queue: the broker must not drop what the subscriber has not taken yet,
 # or the loss would be blamed on the sender.
@@ -82,6 +83,66 @@ def ensure_venv(name: str, requirements: list[str], timeout: float = 600) -> Pat
     return py
 
 
+def _pip_install_ours(py: Path, src: Path) -> str | None:
+    """``pip install src`` into the ours venv; returns why it failed, or None."""
+    env = dict(os.environ)
+    env.setdefault("CARGO_TARGET_DIR", str(VENVS / "ours-target"))
+    log(f"building thingsboard_sdk into {VENVS / 'ours'} (pip install {src}) ...")
+    r = subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(src)],
+        env=env,
+        timeout=1500,
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode == 0:
+        return None
+    (VENVS / f"ours-build-{src.name}.log").write_text(r.stdout + r.stderr)
+    return "pip install failed: " + (r.stderr.strip().splitlines() or ["?"])[-1][:200]
+
+
+BUILT_FROM: dict[str, str] = {}
+
+
+def build_ours(py: Path) -> str | None:
+    """Build this repository's working tree into the ours venv; if that does not build (a
+    teammate's edit in progress), build ``git archive HEAD`` from a temporary directory instead.
+    Records what was built in ``BUILT_FROM`` (reported in the JSON)."""
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", ".", ":!benches"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    why = _pip_install_ours(py, REPO)
+    if why is None:
+        BUILT_FROM["ours"] = f"working tree at {head}" + (" (with local edits)" if dirty else "")
+        return None
+    log(f"the working tree does not build ({why}); building git archive HEAD ({head}) instead")
+    with tempfile.TemporaryDirectory(prefix="tb-bench-src-") as tmp:
+        src = Path(tmp) / f"thingsboard_sdk-{head}"
+        src.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"],
+            capture_output=True,
+            timeout=120,
+        )
+        if archive.returncode != 0:
+            return why + "; git archive HEAD failed too"
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive.stdout, check=True, timeout=120)
+        why2 = _pip_install_ours(py, src)
+    if why2:
+        return f"working tree: {why}; HEAD: {why2}"
+    BUILT_FROM["ours"] = f"git archive HEAD ({head}); the working tree did not build"
+    return None
+
+
 def ensure_ours(python: str | None, rebuild: bool) -> tuple[Path | None, str | None]:
     """The interpreter that imports ``thingsboard_sdk``; builds ``benches/.venvs/ours`` if needed.
 
@@ -102,18 +163,9 @@ def ensure_ours(python: str | None, rebuild: bool) -> tuple[Path | None, str | N
                 subprocess.run(
                     [sys.executable, "-m", "venv", str(VENVS / "ours")], check=True, timeout=120
                 )
-            env = dict(os.environ)
-            env.setdefault("CARGO_TARGET_DIR", str(VENVS / "ours-target"))
-            log(f"building thingsboard_sdk into {VENVS / 'ours'} (pip install {REPO}) ...")
-            r = subprocess.run(
-                [str(py), "-m", "pip", "install", "-q", str(REPO)],
-                env=env,
-                timeout=1500,
-                capture_output=True,
-                text=True,
-            )
-            if r.returncode != 0:
-                return None, "pip install . failed: " + r.stderr.strip().splitlines()[-1][:200]
+            why = build_ours(py)
+            if why:
+                return None, why
     if not py.exists():
         return None, f"{py} does not exist"
     r = subprocess.run([str(py), *check], capture_output=True, text=True, timeout=60)
@@ -308,13 +360,14 @@ def finish_subscriber(proc: subprocess.Popen, timeout: float) -> dict | None:
     return read_result(out.decode(errors="replace"))
 
 
-def run_one(name: str, py: Path, broker: Broker, args, logdir: Path) -> dict:
+def run_one(name: str, py: Path, broker: Broker, args, logdir: Path, qos: int = 1) -> dict:
     n = args.messages
     sub = None
     if not args.no_subscriber:
         sub = start_subscriber(broker.port, n, logdir, args.timeout + 45)
-    out_path = logdir / f"{name}.stdout"
-    err_path = logdir / f"{name}.stderr"
+    tag = name if qos == 1 else f"{name}-qos{qos}"
+    out_path = logdir / f"{tag}.stdout"
+    err_path = logdir / f"{tag}.stderr"
     cmd = [
         str(py),
         str(HERE / f"send_{name}.py"),
@@ -326,6 +379,8 @@ def run_one(name: str, py: Path, broker: Broker, args, logdir: Path) -> dict:
         str(args.window),
         "--timeout",
         str(args.timeout),
+        "--qos",
+        str(qos),
     ]
     if name == "ours" and args.ours_max_queued is not None:
         cmd += ["--max-queued", str(args.ours_max_queued)]
@@ -342,6 +397,7 @@ def run_one(name: str, py: Path, broker: Broker, args, logdir: Path) -> dict:
     sub_result = finish_subscriber(sub, 30) if sub else None
     row = {
         "sender": name,
+        "qos": qos,
         "exit_code": code,
         "timed_out": timed_out,
         "process_cpu_s": ru.ru_utime + ru.ru_stime,
@@ -354,6 +410,13 @@ def run_one(name: str, py: Path, broker: Broker, args, logdir: Path) -> dict:
     if result.get("elapsed_s"):
         row["msgs_per_s"] = result["acked"] / result["elapsed_s"]
         row["cpu_send_per_10k"] = result["cpu_send_s"] * 10_000 / n
+        last = (sub_result or {}).get("last_new_at")
+        if qos == 0 and last and result.get("t0_monotonic"):
+            # QoS 0 has no acknowledgement: "written" can run ahead of the broker. The rate is
+            # what came through: distinct messages the subscriber got, up to the last one's
+            # arrival (both clocks are CLOCK_MONOTONIC).
+            row["msgs_per_s_written"] = row["msgs_per_s"]
+            row["msgs_per_s"] = sub_result["distinct"] / (last - result["t0_monotonic"])
     row["cpu_process_per_10k"] = row["process_cpu_s"] * 10_000 / n
     row["broker_cpu_per_10k"] = broker_cpu * 10_000 / n
     # CPU used on the machine during the run by anything but the sender and the broker (the
@@ -423,8 +486,345 @@ def table(summary: dict[str, dict], skipped: dict[str, str], n: int) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- suites
+
+
+SUITES = ["telemetry", "qos0", "fleet", "rpc"]
+FLEET_KINDS = ["ours", "tb", "paho"]
+TARGETS = {
+    "telemetry": ">= 80% of raw at <= 0.08 CPU-s/10k (send), 0 lost",
+    "fleet": "<= 32 KiB per idle client at 1,000 and 10,000; 10,000 connected within 3 s; "
+    "no thread per client",
+    "rpc": "p99 <= 0.5 ms",
+}
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """user+system CPU of a live process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_telemetry(qos: int, pythons: dict[str, Path], broker: Broker, args, logdir: Path):
+    """Suite (a)/(d): every sender at one QoS, ``--repeat`` times (raw ``--raw-repeat``)."""
+    all_rows: dict[str, list[dict]] = {}
+    for rep in range(max(args.repeat, args.raw_repeat if "raw" in pythons else 0)):
+        for name in pythons:
+            reps = args.raw_repeat if name == "raw" else args.repeat
+            if rep >= reps:
+                continue
+            log(f"QoS {qos} run {rep + 1}/{reps}: {name}")
+            row = run_one(name, pythons[name], broker, args, logdir, qos)
+            all_rows.setdefault(name, []).append(row)
+            log(
+                f"  {name}: {fmt(row.get('msgs_per_s'), ',.0f')} msgs/s, "
+                f"lost {row.get('lost')}, exit {row['exit_code']}, "
+                f"other CPU {row['other_cpu_s']:.2f} s in {row['wall_s']:.1f} s"
+            )
+            if row["exit_code"]:
+                log(f"  {name} stderr tail:\n{row['stderr_tail']}")
+    return all_rows
+
+
+def read_lines(text: str, kind: str) -> list[dict]:
+    out = []
+    for line in text.splitlines():
+        if line.startswith(kind + " "):
+            try:
+                out.append(json.loads(line[len(kind) + 1 :]))
+            except ValueError:
+                pass
+    return out
+
+
+def run_fleet_one(kind: str, py: Path, broker: Broker, n: int, args, logdir: Path) -> dict:
+    """One fleet attempt: ``fleet_<kind>.py`` with ``n`` devices, bounded in time."""
+    duration = int(args.fleet_duration)
+    bound = args.fleet_connect_timeout + duration + 15 + 2 + 20
+    sub = start_subscriber(broker.port, n * duration, logdir, bound + 45)
+    out_path = logdir / f"fleet-{kind}-{n}.stdout"
+    err_path = logdir / f"fleet-{kind}-{n}.stderr"
+    cmd = [
+        str(py),
+        str(HERE / f"fleet_{kind}.py"),
+        "--port",
+        str(broker.port),
+        "--devices",
+        str(n),
+        "--connect-timeout",
+        str(args.fleet_connect_timeout),
+        "--duration",
+        str(duration),
+    ]
+    broker_cpu0, machine_cpu0, wall0 = broker.cpu_seconds(), machine_cpu_seconds(), time.monotonic()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=str(HERE))
+        code, ru, timed_out = wait_with_rusage(proc, bound)
+    broker_cpu = broker.cpu_seconds() - broker_cpu0
+    machine_cpu = machine_cpu_seconds() - machine_cpu0
+    wall = time.monotonic() - wall0
+    text = out_path.read_text(errors="replace")
+    result = (read_lines(text, "RESULT") or [{}])[-1]
+    progress = read_lines(text, "PROGRESS")
+    sub_result = finish_subscriber(sub, 30)
+    row = {
+        "kind": kind,
+        "devices": n,
+        "exit_code": code,
+        "timed_out": timed_out,
+        "process_cpu_s": ru.ru_utime + ru.ru_stime,
+        "process_max_rss_kib": ru.ru_maxrss,
+        "broker_cpu_s": broker_cpu,
+        "wall_s": wall,
+        "result": result,
+        "last_progress": progress[-1] if progress else None,
+        "subscriber": sub_result,
+        "stderr_tail": err_path.read_text(errors="replace")[-1500:],
+    }
+    row["foreign_cpu_s"] = (
+        machine_cpu - row["process_cpu_s"] - broker_cpu - ((sub_result or {}).get("cpu_s") or 0.0)
+    )
+    if "sent" in result and sub_result:
+        row["lost"] = n * duration - sub_result["distinct"]
+    ok = (
+        not code
+        and not timed_out
+        and result.get("connected") == n
+        and not result.get("error")
+        and result.get("acked") == n * duration
+    )
+    row["ok"] = ok
+    if not ok:
+        if timed_out:
+            last = row["last_progress"] or {}
+            why = (
+                f"killed after {bound:.0f} s in phase {last.get('phase', '?')} "
+                f"({last.get('connected', last.get('started', '?'))} up, "
+                f"{last.get('threads', '?')} threads)"
+            )
+        elif result.get("error"):
+            why = result["error"]
+        elif code:
+            tail = row["stderr_tail"].strip().splitlines() or ["?"]
+            why = f"exit {code}: {tail[-1][:160]}"
+        else:
+            why = f"{result.get('acked')}/{n * duration} messages acknowledged"
+        fds = result.get("fds") or {}
+        if fds.get("unconnected_fd_ge_1024"):
+            why += (
+                f"; {fds['unconnected_fd_ge_1024']} of the {fds['unconnected']} unconnected "
+                f"clients have a socket fd >= 1024 (select()'s FD_SETSIZE; every connected "
+                f"one is below: max fd {fds.get('connected_max_fd')}, "
+                f"{fds.get('open_fds')} fds open)"
+            )
+        row["stopped_because"] = why
+    return row
+
+
+def run_fleet(pythons: dict[str, Path], broker: Broker, args, logdir: Path) -> list[dict]:
+    """Suite (b): each client kind at each size until it fails once (then larger sizes skip)."""
+    sizes = [int(x) for x in args.fleet_sizes.split(",") if x.strip()]
+    rows = []
+    for kind in FLEET_KINDS:
+        if kind not in pythons:
+            continue
+        failed_at = None
+        for n in sizes:
+            if failed_at is not None:
+                rows.append({"kind": kind, "devices": n, "not_attempted": failed_at})
+                continue
+            log(f"fleet: {kind} with {n:,} devices")
+            row = run_fleet_one(kind, pythons[kind], broker, n, args, logdir)
+            rows.append(row)
+            r = row["result"]
+            log(
+                f"  {kind} {n}: connected {r.get('connected')} in {fmt(r.get('connect_s'), '.2f')}"
+                f" s, {fmt(r.get('msgs_per_s'), ',.0f')} msgs/s, "
+                f"{fmt((r.get('rss_per_device') or 0) / 1024, '.1f')} KiB/device, "
+                f"{r.get('threads1')} threads, lost {row.get('lost')}"
+                + (f"; STOPPED: {row['stopped_because']}" if not row["ok"] else "")
+            )
+            if not row["ok"]:
+                failed_at = f"stopped at {n:,}"
+    return rows
+
+
+def run_rpc_one(kind: str, py: Path, broker: Broker, args, logdir: Path) -> dict:
+    """Suite (c): a device process under test and the raw-socket requester."""
+    bound = args.rpc_timeout + 30
+    err = open(logdir / f"rpc-{kind}.stderr", "wb")
+    dev = subprocess.Popen(
+        [str(py), str(HERE / f"rpc_{kind}.py"), "--port", str(broker.port)]
+        + ["--duration", str(bound + 20)],
+        stdout=subprocess.PIPE,
+        stderr=err,
+        cwd=str(HERE),
+    )
+    err.close()
+    row: dict = {"kind": kind}
+    try:
+        ready, _, _ = select.select([dev.stdout], [], [], 20)
+        line = dev.stdout.readline() if ready else b""
+        if line.strip() != b"READY":
+            row["error"] = f"device not ready (got {line!r})"
+            return row
+        dev_cpu0 = proc_cpu_seconds(dev.pid)
+        broker_cpu0, machine_cpu0 = broker.cpu_seconds(), machine_cpu_seconds()
+        out_path = logdir / f"rpc-{kind}-requester.stdout"
+        with open(out_path, "wb") as out, open(logdir / f"rpc-{kind}-requester.stderr", "wb") as e:
+            req = subprocess.Popen(
+                [sys.executable, str(HERE / "rpc_requester.py"), "--port", str(broker.port)]
+                + ["--requests", str(args.rpc_requests), "--timeout", str(args.rpc_timeout)],
+                stdout=out,
+                stderr=e,
+                cwd=str(HERE),
+            )
+            code, ru, timed_out = wait_with_rusage(req, bound)
+        dev_cpu = proc_cpu_seconds(dev.pid) - dev_cpu0
+        broker_cpu = broker.cpu_seconds() - broker_cpu0
+        machine_cpu = machine_cpu_seconds() - machine_cpu0
+        req_cpu = ru.ru_utime + ru.ru_stime
+        res = read_result(out_path.read_text(errors="replace")) or {}
+        row.update(res)
+        row.update(
+            requester_exit=code,
+            requester_timed_out=timed_out,
+            device_cpu_s=dev_cpu,
+            requester_cpu_s=req_cpu,
+            broker_cpu_s=broker_cpu,
+            foreign_cpu_s=machine_cpu - dev_cpu - req_cpu - broker_cpu,
+        )
+        if res.get("answered"):
+            row["device_cpu_ms_per_request"] = dev_cpu * 1000 / res["answered"]
+        if code and not res:
+            row["error"] = f"requester exit {code}"
+    finally:
+        dev.kill()
+        dev.wait(10)
+    return row
+
+
+def run_rpc(pythons: dict[str, Path], broker: Broker, args, logdir: Path) -> list[dict]:
+    rows = []
+    for kind in FLEET_KINDS:
+        if kind in pythons:
+            log(f"rpc: {kind}, {args.rpc_requests} sequential requests")
+            row = run_rpc_one(kind, pythons[kind], broker, args, logdir)
+            log(
+                f"  {kind}: p50 {fmt(row.get('p50_ms'), '.3f')} ms, "
+                f"p99 {fmt(row.get('p99_ms'), '.3f')} ms, lost {row.get('lost')}"
+                + (f", error {row['error']}" if row.get("error") else "")
+            )
+            rows.append(row)
+    return rows
+
+
+def fleet_table(rows: list[dict], raw_mps: float | None) -> str:
+    out = [
+        "| client | devices | connected | connect s | msgs/s (offered) | vs raw | lost | "
+        "RSS/device KiB | threads | idle CPU | CPU-s/10k msgs | note |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        label, n = LABELS[row["kind"]], row["devices"]
+        if "not_attempted" in row:
+            out.append(
+                f"| {label} | {n:,} | - | - | - | - | - | - | - | - | - | "
+                f"not attempted ({row['not_attempted']}) |"
+            )
+            continue
+        r = row["result"]
+        mps = r.get("msgs_per_s")
+        rss = r.get("rss_per_device")
+        cpu = r.get("cpu_send_s")
+        note = "" if row["ok"] else "stopped: " + row.get("stopped_because", "?")
+        out.append(
+            f"| {label} | {n:,} | {fmt(r.get('connected'), ',d')} | "
+            f"{fmt(r.get('connect_s'), '.2f')} | "
+            f"{fmt(mps, ',.0f')} ({n:,}) | "
+            f"{f'{mps / raw_mps:.1%}' if mps and raw_mps else 'n/a'} | "
+            f"{fmt(row.get('lost'), ',d')} | {fmt(rss / 1024 if rss else None, '.1f')} | "
+            f"{fmt(r.get('threads1'), ',d')} | {fmt(r.get('idle_cpu_frac'), '.1%')} | "
+            f"{fmt(cpu * 10_000 / r['acked'] if cpu and r.get('acked') else None, '.3f')} | "
+            f"{note} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def rpc_table(rows: list[dict]) -> str:
+    out = [
+        "| device | p50 ms | p90 ms | p99 ms | max ms | mean ms | answered | lost | "
+        "device CPU ms/request | note |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        out.append(
+            f"| {LABELS[r['kind']]} | {fmt(r.get('p50_ms'), '.3f')} | "
+            f"{fmt(r.get('p90_ms'), '.3f')} | {fmt(r.get('p99_ms'), '.3f')} | "
+            f"{fmt(r.get('max_ms'), '.2f')} | {fmt(r.get('mean_ms'), '.3f')} | "
+            f"{fmt(r.get('answered'), ',d')} | {fmt(r.get('lost'), 'd')} | "
+            f"{fmt(r.get('device_cpu_ms_per_request'), '.3f')} | {r.get('error', '')} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def verdicts(results: dict) -> list[str]:
+    """Ours against the issue's targets, one line per target."""
+    lines = []
+    for key in ("telemetry", "qos0"):
+        summ = (results.get(key) or {}).get("summary") or {}
+        ours, raw = summ.get("ours"), summ.get("raw")
+        if ours and raw and ours.get("msgs_per_s") and raw.get("msgs_per_s"):
+            ratio = ours["msgs_per_s"] / raw["msgs_per_s"]
+            cpu = ours.get("cpu_send_per_10k")
+            ok = ratio >= 0.8 and cpu is not None and cpu <= 0.08 and not ours.get("lost")
+            lines.append(
+                f"(a) QoS {1 if key == 'telemetry' else 0}: ours {ratio:.0%} of raw at "
+                f"{fmt(cpu, '.3f')} CPU-s/10k, lost {ours.get('lost')} -> "
+                f"{'met' if ok else 'MISSED'} (target {TARGETS['telemetry']})"
+            )
+    fleet = [r for r in (results.get("fleet") or {}).get("rows", []) if r["kind"] == "ours"]
+    if fleet:
+        ran = [r for r in fleet if "result" in r]
+        parts, ok = [], True
+        for r in ran:
+            res, n = r["result"], r["devices"]
+            kib = (res.get("rss_per_device") or 0) / 1024
+            parts.append(
+                f"{n:,}: {fmt(res.get('connect_s'), '.2f')} s, {kib:.1f} KiB/client, "
+                f"{res.get('threads1')} threads"
+            )
+            ok &= r["ok"]
+            if n >= 1000:
+                ok &= kib <= 32
+            if n >= 10_000:
+                ok &= (res.get("connect_s") or 99) <= 3
+        threads = {r["result"].get("threads1") for r in ran}
+        ok &= len(threads) == 1 and len(ran) == len(fleet)
+        lines.append(
+            f"(b) fleet: ours {'; '.join(parts)} -> {'met' if ok else 'MISSED'} "
+            f"(target {TARGETS['fleet']})"
+        )
+    for r in (results.get("rpc") or {}).get("rows", []):
+        if r["kind"] == "ours":
+            p99 = r.get("p99_ms")
+            ok = p99 is not None and p99 <= 0.5 and not r.get("lost")
+            lines.append(
+                f"(c) RPC: ours p99 {fmt(p99, '.3f')} ms -> {'met' if ok else 'MISSED'} "
+                f"(target {TARGETS['rpc']})"
+            )
+    return lines
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--suite",
+        default="telemetry",
+        help="comma list of: " + ",".join(SUITES) + ", or all (telemetry = QoS 1 throughput, "
+        "qos0 = the same at QoS 0, fleet = many devices in one process, rpc = server-side RPC "
+        "round trip)",
+    )
     p.add_argument("--messages", type=int, default=100_000)
     p.add_argument("--only", default=",".join(ORDER), help="comma list of: " + ",".join(ORDER))
     p.add_argument(
@@ -475,12 +875,34 @@ def main() -> int:
         action="store_true",
         help="skip the loss-counting subscriber (lost/dup become n/a)",
     )
+    p.add_argument("--fleet-sizes", default="100,1000,10000", help="fleet: device counts, in order")
+    p.add_argument(
+        "--fleet-connect-timeout",
+        type=float,
+        default=60.0,
+        help="fleet: bound on making and connecting every client of one size, seconds",
+    )
+    p.add_argument(
+        "--fleet-duration", type=float, default=10.0, help="fleet: seconds of 1 msg/s per device"
+    )
+    p.add_argument("--rpc-requests", type=int, default=2000, help="rpc: timed requests")
+    p.add_argument(
+        "--rpc-timeout", type=float, default=90.0, help="rpc: bound per device under test, s"
+    )
     args = p.parse_args()
+    suites = [x.strip() for x in args.suite.split(",") if x.strip()]
+    if "all" in suites:
+        suites = list(SUITES)
+    if set(suites) - set(SUITES):
+        p.error(f"unknown suite(s) {sorted(set(suites) - set(SUITES))}; choose from {SUITES}")
+    suites = [x for x in SUITES if x in suites]
     wanted = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(wanted) - set(ORDER)
     if unknown:
         p.error(f"unknown sender(s) {sorted(unknown)}; choose from {ORDER}")
     wanted = [s for s in ORDER if s in wanted]
+    if not {"telemetry", "qos0"} & set(suites):
+        wanted = [s for s in wanted if s != "raw"]
 
     info = machine_info()
     pythons: dict[str, Path] = {}
@@ -507,15 +929,18 @@ def main() -> int:
     print(f"- nproc: {info['nproc']}  cpu: {info['cpu']}  kernel: {info['kernel']}")
     print(
         f"- runner python: {info['python']}  broker: {info['mosquitto']} (set_tcp_nodelay true, "
-        f"max_inflight_messages {args.broker_inflight})"
+        f"max_connections -1, max_inflight_messages {args.broker_inflight})"
     )
     for name, v in versions.items():
         pkg = f", package {v['package_version']}" if v.get("package_version") else ""
-        print(f"- {LABELS[name]}: python {v.get('python')}{pkg}")
-    print(
-        f"- messages per sender: {args.messages:,}, QoS 1, window {args.window}, "
-        f"repeat {args.repeat} (raw {args.raw_repeat})"
-    )
+        built = f" ({BUILT_FROM[name]})" if name in BUILT_FROM else ""
+        print(f"- {LABELS[name]}: python {v.get('python')}{pkg}{built}")
+    print(f"- suites: {', '.join(suites)}")
+    if {"telemetry", "qos0"} & set(suites):
+        print(
+            f"- messages per sender: {args.messages:,}, window {args.window}, "
+            f"repeat {args.repeat} (raw {args.raw_repeat})"
+        )
     busy = info["busy_before"]
     print(
         f"- CPU busy in the second before the run: {fmt(busy, '.0%')} "
@@ -530,43 +955,84 @@ def main() -> int:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    all_rows: dict[str, list[dict]] = {}
+    results: dict[str, dict] = {}
+    runs: list[dict] = []  # every run of every suite, for the exit code and noise warnings
     with tempfile.TemporaryDirectory(prefix="tb-bench-") as tmp:
         logdir = RESULTS / f"logs-{stamp}"
         logdir.mkdir()
-        broker = Broker(Path(tmp), args.broker_inflight)
-        log(f"mosquitto on 127.0.0.1:{broker.port}; logs in {logdir}")
-        try:
-            for rep in range(max(args.repeat, args.raw_repeat if "raw" in pythons else 0)):
-                for name in pythons:
-                    reps = args.raw_repeat if name == "raw" else args.repeat
-                    if rep >= reps:
-                        continue
-                    log(f"run {rep + 1}/{reps}: {name}")
-                    row = run_one(name, pythons[name], broker, args, logdir)
-                    all_rows.setdefault(name, []).append(row)
-                    log(
-                        f"  {name}: {fmt(row.get('msgs_per_s'), ',.0f')} msgs/s, "
-                        f"lost {row.get('lost')}, exit {row['exit_code']}, "
-                        f"other CPU {row['other_cpu_s']:.2f} s in {row['wall_s']:.1f} s"
-                    )
-                    if row["exit_code"]:
-                        log(f"  {name} stderr tail:\n{row['stderr_tail']}")
-        finally:
-            broker.stop()
-            if broker.log.exists():
-                shutil.copy(broker.log, logdir / "mosquitto.log")
+        for suite in suites:
+            bdir = Path(tmp) / suite
+            bdir.mkdir()
+            broker = Broker(bdir, args.broker_inflight)
+            log(f"suite {suite}: mosquitto on 127.0.0.1:{broker.port}; logs in {logdir}")
+            t_suite = time.monotonic()
+            try:
+                if suite in ("telemetry", "qos0"):
+                    qos = 1 if suite == "telemetry" else 0
+                    rows = run_telemetry(qos, pythons, broker, args, logdir)
+                    summary = {name: summarize(r, args.messages) for name, r in rows.items()}
+                    results[suite] = {
+                        "summary": summary,
+                        "runs": rows,
+                        "table_markdown": table(summary, skipped, args.messages),
+                    }
+                    for name, rr in rows.items():
+                        runs += [dict(r, label=f"{name} QoS {qos}") for r in rr]
+                else:
+                    kinds = {k: v for k, v in pythons.items() if k in FLEET_KINDS}
+                    if suite == "fleet":
+                        rows = run_fleet(kinds, broker, args, logdir)
+                    else:
+                        rows = run_rpc(kinds, broker, args, logdir)
+                    results[suite] = {"rows": rows}
+                    for r in rows:
+                        if "not_attempted" in r:
+                            continue
+                        label = f"{r['kind']} {suite}" + (
+                            f" {r['devices']:,}" if "devices" in r else ""
+                        )
+                        runs.append(dict(r, label=label))
+            finally:
+                broker.stop()
+                if broker.log.exists():
+                    shutil.copy(broker.log, logdir / f"mosquitto-{suite}.log")
+            results[suite]["wall_s"] = time.monotonic() - t_suite
 
     info["loadavg_1m_after"] = os.getloadavg()[0]
-    summary = {name: summarize(rows, args.messages) for name, rows in all_rows.items()}
-    md = table(summary, skipped, args.messages)
+    raw_mps = ((results.get("telemetry") or {}).get("summary") or {}).get("raw", {})
+    raw_mps = raw_mps.get("msgs_per_s")
+    if "fleet" in results:
+        results["fleet"]["table_markdown"] = fleet_table(results["fleet"]["rows"], raw_mps)
+    if "rpc" in results:
+        results["rpc"]["table_markdown"] = rpc_table(results["rpc"]["rows"])
+    titles = {
+        "telemetry": "(a) one device, QoS 1, and (d) the raw ceiling",
+        "qos0": "(a) one device, QoS 0, and (d) the raw ceiling at QoS 0",
+        "fleet": "(b) fleet: N devices in one process, 1 msg/s each"
+        + (" (vs raw: the QoS 1 raw ceiling above)" if raw_mps else ""),
+        "rpc": f"(c) server-side RPC round trip, {args.rpc_requests:,} sequential requests",
+    }
     print("\n## Results\n")
-    print(md)
+    for suite in suites:
+        print(f"### {titles[suite]}\n")
+        print(results[suite]["table_markdown"])
+        target = TARGETS["telemetry" if suite == "qos0" else suite]
+        print(f"Target (ours): {target}.\n")
+    lines = verdicts(results)
+    if lines:
+        print("### Ours against the targets\n")
+        print("\n".join(f"- {x}" for x in lines) + "\n")
     noisy = [
-        f"{r['sender']} ({r['foreign_cpu_s'] / r['wall_s']:.0%} of a core)"
-        for rows in all_rows.values()
-        for r in rows
-        if r["foreign_cpu_s"] > max(0.3, 0.15 * r["wall_s"])
+        f"{r['label']} ({r['foreign_cpu_s'] / r['wall_s']:.0%} of a core)"
+        for r in runs
+        if r.get("wall_s")
+        and r.get("foreign_cpu_s") is not None
+        and r["foreign_cpu_s"] > max(0.3, 0.15 * r["wall_s"])
+    ]
+    noisy += [
+        f"{r['label']} ({r['foreign_cpu_s']:.1f} CPU-s)"
+        for r in runs
+        if not r.get("wall_s") and (r.get("foreign_cpu_s") or 0) > 1.0
     ]
     if noisy:
         print("**warning: other processes used CPU during: " + ", ".join(noisy) + "**\n")
@@ -576,15 +1042,27 @@ def main() -> int:
         "machine": info,
         "settings": vars(args),
         "versions": versions,
+        "built_from": BUILT_FROM,
         "skipped": skipped,
-        "summary": summary,
-        "runs": all_rows,
-        "table_markdown": md,
+        "results": results,
+        "verdicts": lines,
     }
+    if "telemetry" in results:  # the layout of the first version of this runner
+        out["summary"] = results["telemetry"]["summary"]
+        out["runs"] = results["telemetry"]["runs"]
+        out["table_markdown"] = results["telemetry"]["table_markdown"]
     path = RESULTS / f"bench-{stamp}.json"
     path.write_text(json.dumps(out, indent=2, default=str))
     print(f"JSON: {path}")
-    bad = [r for rows in all_rows.values() for r in rows if r["exit_code"] or r["timed_out"]]
+    # A failed telemetry run or RPC measurement fails the command; a fleet attempt that stops
+    # is a result (rivals are run until they stop).
+    bad = [r for r in runs if r.get("sender") and (r["exit_code"] or r["timed_out"])]
+    bad += [
+        r
+        for r in runs
+        if "p99_ms" in r or "error" in r and "devices" not in r
+        if r.get("error") or r.get("requester_exit")
+    ]
     return 1 if bad else 0
 
 
