@@ -1,4 +1,4 @@
-"""``python -m thingsboard_sdk``: devserver, demo, the placeholders and the console script."""
+"""``python -m thingsboard_sdk``: devserver, demo, the command table and the console script."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def test_devserver_default_demo_device_and_quiet(tmp_path, procs):
     assert out.rstrip().endswith("dev server stopped")
 
 
-# -- demo and placeholders ------------------------------------------------------------------------
+# -- demo ------------------------------------------------------------------------
 
 
 def test_demo_exits_0_and_prints_stored_data(tmp_path):
@@ -154,13 +154,6 @@ def test_demo_exits_0_and_prints_stored_data(tmp_path):
     assert re.search(r"server RPC 0 getTemperature\(.*\) SUCCESSFUL", out)
     assert "provisioned 'demo-sensor' with profile 'demo-provision-key'" in out
     assert "demo finished" in out
-
-
-@pytest.mark.parametrize("command", ["run", "simulate"])
-def test_placeholders_exit_2(tmp_path, command):
-    r = run_cli(command, "anything", "--flag", cwd=tmp_path)
-    assert r.returncode == 2
-    assert "not implemented yet" in r.stderr
 
 
 def test_no_command_is_a_usage_error(tmp_path):

@@ -3,8 +3,8 @@
 Commands:
     devserver   run the embedded ThingsBoard-compatible MQTT dev server
     demo        start a dev server, run an example device against it, print what it stored
-    run         run a device script (not implemented yet)
-    simulate    simulate devices (not implemented yet)
+    run         run a MicroPython device script unchanged on this host
+    simulate    simulate many devices from one process
 
 Each command is one ``cmd_*`` function taking the parsed arguments and returning the exit
 code, plus an optional ``*_args`` function adding its options; add a command by adding a row
@@ -310,21 +310,31 @@ def _demo(server: Any) -> None:
         _out(f"connection {e.conn_id} {e.kind} {e.device or ''} ({e.reason})")
 
 
-# ---- placeholders -------------------------------------------------------------------------------
+# ---- run and simulate (each lives in its own module) --------------------------------------------
 
 
-def rest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+def run_args(p: argparse.ArgumentParser) -> None:
+    from ._runner import add_arguments
+
+    add_arguments(p)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _err("run: not implemented yet")
-    return EXIT_USAGE
+    from ._runner import run
+
+    return run(args)
+
+
+def simulate_args(p: argparse.ArgumentParser) -> None:
+    from ._simulate import add_arguments
+
+    add_arguments(p)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    _err("simulate: not implemented yet")
-    return EXIT_USAGE
+    from ._simulate import run
+
+    return run(args)
 
 
 # ---- the command table --------------------------------------------------------------------------
@@ -345,8 +355,8 @@ COMMANDS = [
     Command(
         "demo", "run an example device against a dev server and print what it stored", cmd_demo
     ),
-    Command("run", "run a device script (not implemented yet)", cmd_run, rest_args),
-    Command("simulate", "simulate devices (not implemented yet)", cmd_simulate, rest_args),
+    Command("run", "run a MicroPython device script unchanged on this host", cmd_run, run_args),
+    Command("simulate", "simulate many devices from one process", cmd_simulate, simulate_args),
 ]
 
 
