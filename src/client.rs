@@ -22,6 +22,7 @@ use rumqttc::{
 use tb_core::{Device, MessageId, QoS, Transmit};
 use tokio::sync::{Notify, Semaphore};
 
+use crate::firmware;
 use crate::runtime;
 
 const LOG: &str = "thingsboard_sdk::engine";
@@ -62,6 +63,8 @@ pub struct Settings {
     pub max_delay: Duration,
     pub max_inflight: u16,
     pub channel_capacity: usize,
+    /// Where firmware images are written.
+    pub firmware_dir: std::path::PathBuf,
 }
 
 pub struct State {
@@ -81,6 +84,8 @@ pub struct State {
     /// The hub this client reports pending events to, with its key there, and whether it is
     /// listed there now (so it is listed once however many events arrive).
     pub hub: Option<(Arc<Hub>, u64)>,
+    /// Firmware outcomes for Python (the download itself never passes through Python).
+    pub firmware_notes: VecDeque<firmware::Note>,
     pub in_hub: bool,
     /// What blocked Python threads wait for. Design: the IO task wakes them only when that
     /// can have happened, not on every packet: a `flush()` woken per PUBACK costs two context
@@ -136,6 +141,7 @@ pub struct Shared {
     pub state: Mutex<State>,
     pub cond: Condvar,
     pub settings: Settings,
+    pub firmware: Mutex<firmware::Writer>,
 }
 
 fn mqtt_qos(q: QoS) -> MqttQoS {
@@ -246,7 +252,7 @@ impl Hub {
 impl State {
     /// Lists this client in its hub if it has events and is not listed yet.
     pub fn report_to_hub(&mut self) {
-        if self.in_hub || !self.core.has_events() {
+        if self.in_hub || (!self.core.has_events() && self.firmware_notes.is_empty()) {
             return;
         }
         if let Some((hub, key)) = &self.hub {
@@ -279,10 +285,12 @@ impl Shared {
                 closing: false,
                 wants: Wants::default(),
                 hub: None,
+                firmware_notes: VecDeque::new(),
                 in_hub: false,
             }),
             cond: Condvar::new(),
             settings,
+            firmware: Mutex::new(firmware::Writer::default()),
         })
     }
 
@@ -373,7 +381,7 @@ impl Shared {
         }
     }
 
-    fn notify_events(&self, st: &mut State) {
+    pub fn notify_events(&self, st: &mut State) {
         if st.wants.events > 0 {
             self.cond.notify_all();
         }
@@ -509,6 +517,7 @@ async fn run(shared: Arc<Shared>, mut eventloop: EventLoop, gen: u64, stop: Arc<
         match res {
             Ok(ev) => {
                 let connack = matches!(ev, MqttEvent::Incoming(Packet::ConnAck(_)));
+                let publish = matches!(ev, MqttEvent::Incoming(Packet::Publish(_)));
                 if connack {
                     // The device resends what is unacknowledged; rumqttc must not do it too.
                     eventloop.pending.clear();
@@ -517,6 +526,10 @@ async fn run(shared: Arc<Shared>, mut eventloop: EventLoop, gen: u64, stop: Arc<
                     After::Exit => return,
                     After::Log(level, msg) => log::log!(target: LOG, level, "{msg}"),
                     After::Nothing => {}
+                }
+                if publish {
+                    // Firmware chunks are written here, on the IO task, not through Python.
+                    firmware::process(&shared);
                 }
                 if connack {
                     was_up = true;

@@ -8,6 +8,7 @@ mod client;
 mod convert;
 mod devserver;
 mod errors;
+mod firmware;
 mod py;
 mod runtime;
 mod tls;

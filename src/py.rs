@@ -11,6 +11,7 @@ use tb_core::{Config, Device, Event, MessageId, Mode, ProvisionOutcome, QoS, Req
 use crate::client::{self, Link, Settings, Shared, Want};
 use crate::convert;
 use crate::errors::SdkError;
+use crate::firmware;
 use crate::runtime;
 use crate::tls;
 
@@ -57,13 +58,25 @@ where
 }
 
 /// Moves up to `max` events (including due timeouts) into `taken`; true if any moved.
-fn drain_events(st: &mut client::State, taken: &mut Vec<Event>, max: usize) -> bool {
+/// An event for Python: from tb-core, or a firmware outcome from the host.
+enum Item {
+    Core(Event),
+    Firmware(firmware::Note),
+}
+
+fn drain_events(st: &mut client::State, taken: &mut Vec<Item>, max: usize) -> bool {
     st.core.handle_timeout(runtime::now_ms());
     st.in_hub = false;
     let before = taken.len();
     while taken.len() < max {
+        match st.firmware_notes.pop_front() {
+            Some(n) => taken.push(Item::Firmware(n)),
+            None => break,
+        }
+    }
+    while taken.len() < max {
         match st.core.poll_event() {
-            Some(ev) => taken.push(ev),
+            Some(ev) => taken.push(Item::Core(ev)),
             None => break,
         }
     }
@@ -197,6 +210,44 @@ fn event_to_py(py: Python<'_>, ev: Event) -> PyResult<Py<PyAny>> {
     Ok(t.into_any().unbind())
 }
 
+fn note_to_py(py: Python<'_>, n: firmware::Note) -> PyResult<Py<PyAny>> {
+    let items: Vec<Py<PyAny>> = match n {
+        firmware::Note::Started {
+            title,
+            version,
+            size,
+        } => vec![
+            "firmware_started".into_pyobject(py)?.into_any().unbind(),
+            title.into_pyobject(py)?.into_any().unbind(),
+            version.into_pyobject(py)?.into_any().unbind(),
+            size.into_pyobject(py)?.into_any().unbind(),
+        ],
+        firmware::Note::Updated {
+            path,
+            title,
+            version,
+            size,
+        } => vec![
+            "firmware_updated".into_pyobject(py)?.into_any().unbind(),
+            title.into_pyobject(py)?.into_any().unbind(),
+            version.into_pyobject(py)?.into_any().unbind(),
+            size.into_pyobject(py)?.into_any().unbind(),
+            path.into_pyobject(py)?.into_any().unbind(),
+        ],
+        firmware::Note::Failed {
+            title,
+            version,
+            error,
+        } => vec![
+            "firmware_failed".into_pyobject(py)?.into_any().unbind(),
+            title.into_pyobject(py)?.into_any().unbind(),
+            version.into_pyobject(py)?.into_any().unbind(),
+            error.into_pyobject(py)?.into_any().unbind(),
+        ],
+    };
+    Ok(PyTuple::new(py, items)?.into_any().unbind())
+}
+
 fn response_tuple<'py>(
     py: Python<'py>,
     kind: &str,
@@ -230,7 +281,8 @@ impl Client {
     #[pyo3(signature = (host, port, client_id, *, username=None, password=None, qos=1,
         keepalive=120.0, tls=false, ca_certs=None, cert_file=None, key_file=None,
         tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=1.0,
-        max_queued_messages=100_000, max_inflight=64, provisioning=false))]
+        max_queued_messages=100_000, max_inflight=64, provisioning=false, chunk_size=0,
+        firmware_dir=None, firmware_chunk_timeout=30.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -251,7 +303,22 @@ impl Client {
         max_queued_messages: i64,
         max_inflight: i64,
         provisioning: bool,
+        chunk_size: i64,
+        firmware_dir: Option<std::path::PathBuf>,
+        firmware_chunk_timeout: f64,
     ) -> PyResult<Client> {
+        let chunk_size = usize::try_from(chunk_size).map_err(|_| {
+            PyValueError::new_err(format!(
+                "chunk_size must be 0 or more bytes, got {chunk_size}"
+            ))
+        })?;
+        let chunk_timeout = secs(firmware_chunk_timeout, "firmware_chunk_timeout")?;
+        let firmware_dir = match firmware_dir {
+            Some(d) => d,
+            None => std::env::current_dir().map_err(|e| {
+                PyValueError::new_err(format!("cannot read the current folder for firmware: {e}"))
+            })?,
+        };
         let qos = QoS::from_int(qos).map_err(|e| PyValueError::new_err(e.to_string()))?;
         let port = u16::try_from(port)
             .ok()
@@ -302,6 +369,12 @@ impl Client {
             } else {
                 Mode::Device
             },
+            firmware: tb_core::FirmwareConfig {
+                enabled: !provisioning,
+                chunk_size,
+                chunk_timeout_ms: chunk_timeout.as_millis() as u64,
+                ..tb_core::FirmwareConfig::default()
+            },
             ..Config::default()
         });
         let settings = Settings {
@@ -318,6 +391,7 @@ impl Client {
             max_inflight,
             // Never full: the device bounds what it hands over (see client.rs).
             channel_capacity: max_queued + 64,
+            firmware_dir,
         };
         Ok(Client {
             shared: Shared::new(core, settings),
@@ -521,7 +595,14 @@ impl Client {
             Some(t) if t <= 0.0 => Some(Instant::now()),
             other => deadline(other, "timeout")?,
         };
-        let mut taken: Vec<Event> = Vec::new();
+        let mut taken: Vec<Item> = Vec::new();
+        self.shared
+            .state
+            .lock()
+            .core
+            .handle_timeout(runtime::now_ms());
+        // A chunk timeout may have ended a firmware download.
+        firmware::process(&self.shared);
         drain_events(&mut self.shared.state.lock(), &mut taken, max);
         if taken.is_empty() && dl.is_none_or(|d| d > Instant::now()) {
             loop {
@@ -546,6 +627,7 @@ impl Client {
                 if got {
                     break;
                 }
+                firmware::process(&self.shared);
                 py.check_signals()?;
                 if dl.is_some_and(|d| Instant::now() >= d) {
                     break;
@@ -553,10 +635,32 @@ impl Client {
             }
         }
         let list = PyList::empty(py);
-        for ev in taken {
-            list.append(event_to_py(py, ev)?)?;
+        for item in taken {
+            let obj = match item {
+                Item::Core(ev) => event_to_py(py, ev)?,
+                Item::Firmware(n) => note_to_py(py, n)?,
+            };
+            list.append(obj)?;
         }
         Ok(list.unbind())
+    }
+
+    /// Declares the firmware now running (no telemetry); updates start when the server
+    /// offers a different title or version.
+    fn set_current_firmware(&self, title: &str, version: &str) {
+        self.shared
+            .state
+            .lock()
+            .core
+            .set_current_firmware(title, version);
+    }
+
+    /// The firmware now running: `(title, version)`.
+    #[getter]
+    fn current_firmware(&self) -> (String, String) {
+        let st = self.shared.state.lock();
+        let (t, v) = st.core.current_firmware();
+        (t.to_string(), v.to_string())
     }
 
     /// Reports this client's pending events to `hub` under `key`.

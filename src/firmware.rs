@@ -1,0 +1,225 @@
+//! Firmware images on the host: tb-core streams the download; this writes it to a file.
+//!
+//! The image goes to `<folder>/.<title>.part` while it downloads and is renamed to
+//! `<folder>/<title>` only after tb-core verified the checksum, so no partial file ever carries
+//! the final name. A title that is not a plain file name (`../x`, `/etc/x`, `a/b`) ends the
+//! update in FAILED before anything is written.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tb_core::FirmwareEvent;
+
+use crate::client::{self, Shared};
+
+const LOG: &str = "thingsboard_sdk::firmware";
+
+/// What Python hears about an update.
+#[derive(Debug, Clone)]
+pub enum Note {
+    Started {
+        title: String,
+        version: String,
+        size: u64,
+    },
+    Updated {
+        path: String,
+        title: String,
+        version: String,
+        size: u64,
+    },
+    Failed {
+        title: String,
+        version: String,
+        error: String,
+    },
+}
+
+/// The download in progress.
+#[derive(Default)]
+pub struct Writer {
+    file: Option<(File, PathBuf, PathBuf)>,
+    last_percent: u64,
+}
+
+/// The final path for `title` in `dir`, or why the title is refused.
+pub fn target_path(dir: &Path, title: &str) -> Result<PathBuf, String> {
+    let plain = !title.is_empty()
+        && title != "."
+        && title != ".."
+        && !title.contains(['/', '\\', '\0'])
+        && Path::new(title).file_name().is_some_and(|n| n == title);
+    if plain {
+        Ok(dir.join(title))
+    } else {
+        Err(format!(
+            "firmware title {title:?} is not a plain file name; refusing to write outside {}",
+            dir.display()
+        ))
+    }
+}
+
+impl Writer {
+    fn discard(&mut self) {
+        if let Some((file, tmp, _)) = self.file.take() {
+            drop(file);
+            let _ = fs::remove_file(tmp);
+        }
+    }
+
+    fn start(&mut self, dir: &Path, title: &str) -> Result<(), String> {
+        self.discard();
+        self.last_percent = 0;
+        let target = target_path(dir, title)?;
+        let tmp = dir.join(format!(".{title}.part"));
+        let file =
+            File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        self.file = Some((file, tmp, target));
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), String> {
+        match self.file.as_mut() {
+            Some((file, tmp, _)) => file
+                .write_all(data)
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display())),
+            None => Err("no firmware file is open".into()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<PathBuf, String> {
+        let Some((file, tmp, target)) = self.file.take() else {
+            return Err("no firmware file is open".into());
+        };
+        let done = file
+            .sync_all()
+            .and_then(|()| fs::rename(&tmp, &target))
+            .map_err(|e| format!("cannot move {} to {}: {e}", tmp.display(), target.display()));
+        if done.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        done.map(|()| target)
+    }
+}
+
+/// Drains tb-core's firmware events: file work happens outside the device lock; what Python
+/// must hear is queued as notes. Call after anything that may have produced firmware events.
+pub fn process(shared: &Shared) {
+    loop {
+        let events: Vec<FirmwareEvent> = {
+            let mut st = shared.state.lock();
+            std::iter::from_fn(|| st.core.poll_firmware_event()).collect()
+        };
+        if events.is_empty() {
+            return;
+        }
+        let mut writer = shared.firmware.lock();
+        let dir = &shared.settings.firmware_dir;
+        for ev in events {
+            match ev {
+                FirmwareEvent::Started {
+                    title,
+                    version,
+                    size,
+                    ..
+                } => {
+                    log::info!(target: LOG, "firmware {title} {version}: downloading {size} bytes");
+                    if let Err(why) = writer.start(dir, &title) {
+                        writer.discard();
+                        fail(shared, &why);
+                    } else {
+                        note(
+                            shared,
+                            Note::Started {
+                                title,
+                                version,
+                                size,
+                            },
+                        );
+                    }
+                }
+                FirmwareEvent::Chunk { data, .. } => {
+                    if let Err(why) = writer.write(&data) {
+                        writer.discard();
+                        fail(shared, &why);
+                    }
+                }
+                FirmwareEvent::Progress { received, total } => {
+                    let percent = received.saturating_mul(100) / total.max(1);
+                    if percent >= writer.last_percent + 10 || received == total {
+                        writer.last_percent = percent;
+                        log::info!(target: LOG, "firmware download {percent}% ({received} of {total} bytes)");
+                    }
+                }
+                FirmwareEvent::Verified {
+                    title,
+                    version,
+                    size,
+                } => match writer.finish() {
+                    Ok(path) => {
+                        log::info!(target: LOG, "firmware {title} {version} verified and saved to {}", path.display());
+                        {
+                            let mut st = shared.state.lock();
+                            let _ = st.core.firmware_installed(&title, &version);
+                            client::pump(&mut st);
+                        }
+                        let path = path.display().to_string();
+                        note(
+                            shared,
+                            Note::Updated {
+                                path,
+                                title,
+                                version,
+                                size,
+                            },
+                        );
+                    }
+                    Err(why) => fail(shared, &why),
+                },
+                FirmwareEvent::Failed {
+                    title,
+                    version,
+                    error,
+                } => {
+                    writer.discard();
+                    log::warn!(target: LOG, "firmware {title} {version} failed: {error}");
+                    note(
+                        shared,
+                        Note::Failed {
+                            title,
+                            version,
+                            error,
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn fail(shared: &Shared, why: &str) {
+    let mut st = shared.state.lock();
+    st.core.fail_firmware(why);
+    client::pump(&mut st);
+}
+
+fn note(shared: &Shared, n: Note) {
+    let mut st = shared.state.lock();
+    st.firmware_notes.push_back(n);
+    shared.notify_events(&mut st);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_file_names_are_accepted() {
+        let dir = Path::new("/tmp/fw");
+        assert_eq!(target_path(dir, "lamp.bin"), Ok(dir.join("lamp.bin")));
+        for bad in ["", ".", "..", "../x", "/etc/passwd", "a/b", "a\\b", "x\0y"] {
+            assert!(target_path(dir, bad).is_err(), "{bad:?}");
+        }
+    }
+}
