@@ -86,6 +86,9 @@ pub struct State {
     pub hub: Option<(Arc<Hub>, u64)>,
     /// Firmware outcomes for Python (the download itself never passes through Python).
     pub firmware_notes: VecDeque<firmware::Note>,
+    /// tb-core's firmware events, vetted, waiting for `firmware::process` to do the file work
+    /// outside this lock.
+    pub firmware_events: VecDeque<tb_core::FirmwareEvent>,
     pub in_hub: bool,
     /// What blocked Python threads wait for. Design: the IO task wakes them only when that
     /// can have happened, not on every packet: a `flush()` woken per PUBACK costs two context
@@ -286,6 +289,7 @@ impl Shared {
                 wants: Wants::default(),
                 hub: None,
                 firmware_notes: VecDeque::new(),
+                firmware_events: VecDeque::new(),
                 in_hub: false,
             }),
             cond: Condvar::new(),
@@ -417,6 +421,10 @@ impl Shared {
             MqttEvent::Incoming(Packet::Publish(p)) => {
                 st.core
                     .handle_publish(runtime::now_ms(), &p.topic, &p.payload);
+                // A firmware offer with a title that is no file name is refused here, before
+                // its first chunk request goes out with what else this queued.
+                firmware::take_events(&mut st, &self.settings.firmware_dir);
+                pump(&mut st);
                 self.notify_events(&mut st);
             }
             MqttEvent::Incoming(Packet::PubAck(ack)) => {

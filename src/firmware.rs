@@ -34,13 +34,17 @@ pub enum Note {
         version: String,
         error: String,
     },
+    /// Bytes received so far; at most one note per percent (a progress bar's input).
+    Progress { received: u64, total: u64 },
 }
 
 /// The download in progress.
 #[derive(Default)]
 pub struct Writer {
     file: Option<(File, PathBuf, PathBuf)>,
+    /// The last percentage logged (every 10 %) and the last one noted to Python (every 1 %).
     last_percent: u64,
+    last_noted: u64,
 }
 
 /// The final path for `title` in `dir`, or why the title is refused.
@@ -71,6 +75,7 @@ impl Writer {
     fn start(&mut self, dir: &Path, title: &str) -> Result<(), String> {
         self.discard();
         self.last_percent = 0;
+        self.last_noted = 0;
         let target = target_path(dir, title)?;
         let tmp = dir.join(format!(".{title}.part"));
         let file =
@@ -103,13 +108,29 @@ impl Writer {
     }
 }
 
-/// Drains tb-core's firmware events: file work happens outside the device lock; what Python
+/// Moves tb-core's firmware events to the host's queue, under the device lock and before
+/// anything is pumped out: an offer whose title is not a plain file name is failed at once, so
+/// its first chunk request is withdrawn before it is ever sent.
+pub fn take_events(st: &mut client::State, dir: &Path) {
+    while let Some(ev) = st.core.poll_firmware_event() {
+        if let FirmwareEvent::Started { title, .. } = &ev {
+            if let Err(why) = target_path(dir, title) {
+                st.core.fail_firmware(&why);
+                continue;
+            }
+        }
+        st.firmware_events.push_back(ev);
+    }
+}
+
+/// Does the file work for the vetted firmware events outside the device lock; what Python
 /// must hear is queued as notes. Call after anything that may have produced firmware events.
 pub fn process(shared: &Shared) {
     loop {
         let events: Vec<FirmwareEvent> = {
             let mut st = shared.state.lock();
-            std::iter::from_fn(|| st.core.poll_firmware_event()).collect()
+            take_events(&mut st, &shared.settings.firmware_dir);
+            st.firmware_events.drain(..).collect()
         };
         if events.is_empty() {
             return;
@@ -150,6 +171,10 @@ pub fn process(shared: &Shared) {
                     if percent >= writer.last_percent + 10 || received == total {
                         writer.last_percent = percent;
                         log::info!(target: LOG, "firmware download {percent}% ({received} of {total} bytes)");
+                    }
+                    if percent > writer.last_noted || received == total {
+                        writer.last_noted = percent;
+                        note(shared, Note::Progress { received, total });
                     }
                 }
                 FirmwareEvent::Verified {

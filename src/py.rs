@@ -66,6 +66,8 @@ enum Item {
 
 fn drain_events(st: &mut client::State, taken: &mut Vec<Item>, max: usize) -> bool {
     st.core.handle_timeout(runtime::now_ms());
+    // A firmware chunk that timed out queues a FAILED report.
+    client::pump(st);
     st.in_hub = false;
     let before = taken.len();
     while taken.len() < max {
@@ -244,6 +246,11 @@ fn note_to_py(py: Python<'_>, n: firmware::Note) -> PyResult<Py<PyAny>> {
             version.into_pyobject(py)?.into_any().unbind(),
             error.into_pyobject(py)?.into_any().unbind(),
         ],
+        firmware::Note::Progress { received, total } => vec![
+            "firmware_progress".into_pyobject(py)?.into_any().unbind(),
+            received.into_pyobject(py)?.into_any().unbind(),
+            total.into_pyobject(py)?.into_any().unbind(),
+        ],
     };
     Ok(PyTuple::new(py, items)?.into_any().unbind())
 }
@@ -282,7 +289,7 @@ impl Client {
         keepalive=120.0, tls=false, ca_certs=None, cert_file=None, key_file=None,
         tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=1.0,
         max_queued_messages=100_000, max_inflight=64, provisioning=false, chunk_size=0,
-        firmware_dir=None, firmware_chunk_timeout=30.0))]
+        firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -304,6 +311,7 @@ impl Client {
         max_inflight: i64,
         provisioning: bool,
         chunk_size: i64,
+        firmware: bool,
         firmware_dir: Option<std::path::PathBuf>,
         firmware_chunk_timeout: f64,
     ) -> PyResult<Client> {
@@ -370,7 +378,7 @@ impl Client {
                 Mode::Device
             },
             firmware: tb_core::FirmwareConfig {
-                enabled: !provisioning,
+                enabled: firmware && !provisioning,
                 chunk_size,
                 chunk_timeout_ms: chunk_timeout.as_millis() as u64,
                 ..tb_core::FirmwareConfig::default()
@@ -596,11 +604,11 @@ impl Client {
             other => deadline(other, "timeout")?,
         };
         let mut taken: Vec<Item> = Vec::new();
-        self.shared
-            .state
-            .lock()
-            .core
-            .handle_timeout(runtime::now_ms());
+        {
+            let mut st = self.shared.state.lock();
+            st.core.handle_timeout(runtime::now_ms());
+            client::pump(&mut st);
+        }
         // A chunk timeout may have ended a firmware download.
         firmware::process(&self.shared);
         drain_events(&mut self.shared.state.lock(), &mut taken, max);
