@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import os
 import time
 import uuid
 from typing import Any, Callable, Iterable, Optional
@@ -101,6 +102,18 @@ class TBDeviceMqttClient:
         max_queued_messages: bound on messages not yet acknowledged; beyond it ``send_*``
             raises ``QueueFullError``.
         max_inflight: MQTT QoS 1 window per client.
+        firmware_updates: download firmware the server assigns (default True, as the
+            reference); False neither subscribes to the firmware topics nor downloads.
+        firmware_dir: folder the verified image is written to, named after ``fw_title``
+            (default: the current folder). It is written to a hidden ``.part`` file first
+            and renamed only once its checksum matched.
+        firmware_chunk_timeout: seconds a requested chunk may take before the update ends
+            FAILED (default 30).
+        on_firmware_update: ``callback(path, info)`` called instead of the reference's
+            ``machine.reset()`` once an image is verified and saved: ``path`` is the file,
+            ``info`` the ``fw_*`` attributes that offered it.
+        on_firmware_progress: ``callback(received, total)`` in bytes, at most once per percent
+            of a download.
 
     Raises:
         ValueError: a QoS other than 0 or 1, a bad port or timeout.
@@ -129,6 +142,11 @@ class TBDeviceMqttClient:
         request_timeout: float = 10.0,
         max_queued_messages: int = 100_000,
         max_inflight: int = 64,
+        firmware_updates: bool = True,
+        firmware_dir: Optional[str] = None,
+        firmware_chunk_timeout: float = 30.0,
+        on_firmware_update: Optional[Callable[[str, dict], Any]] = None,
+        on_firmware_progress: Optional[Callable[[int, int], Any]] = None,
     ) -> None:
         qos = 1 if quality_of_service is None else quality_of_service
         if isinstance(qos, bool) or not isinstance(qos, int) or qos not in (0, 1):
@@ -139,6 +157,18 @@ class TBDeviceMqttClient:
             raise ValueError(f"port must be an int, got {port!r}")
         if not isinstance(request_timeout, (int, float)) or request_timeout <= 0:
             raise ValueError(f"request_timeout must be a positive number, got {request_timeout!r}")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
+            raise ValueError(f"chunk_size must be an int >= 0 (bytes), got {chunk_size!r}")
+        if firmware_dir is not None:
+            firmware_dir = os.fspath(firmware_dir)
+            if not os.path.isdir(firmware_dir):
+                raise ValueError(f"firmware_dir {firmware_dir!r} is not an existing folder")
+        for name, cb in (
+            ("on_firmware_update", on_firmware_update),
+            ("on_firmware_progress", on_firmware_progress),
+        ):
+            if cb is not None and not callable(cb):
+                raise TypeError(f"{name} must be callable, got {cb!r}")
         self._host = host
         self._port = port
         self.quality_of_service = qos
@@ -146,6 +176,10 @@ class TBDeviceMqttClient:
             "current_" + FW_TITLE_ATTR: "Initial",
             "current_" + FW_VERSION_ATTR: "v0",
         }
+        self._engine_firmware = ("Initial", "v0")
+        self.on_firmware_update = on_firmware_update
+        self.on_firmware_progress = on_firmware_progress
+        self._firmware_offer: dict = {}
         self.firmware_info: Optional[dict] = None
         self.firmware_data: Optional[bytes] = None
         if not access_token and username is None and cert_file is None:
@@ -176,6 +210,10 @@ class TBDeviceMqttClient:
             reconnect_max_delay=float(reconnect_max_delay),
             max_queued_messages=max_queued_messages,
             max_inflight=max_inflight,
+            chunk_size=chunk_size,
+            firmware=bool(firmware_updates),
+            firmware_dir=firmware_dir,
+            firmware_chunk_timeout=float(firmware_chunk_timeout),
         )
         self._rpc_handler: Optional[Callable[[str, Any], Any]] = None
         self._subscriptions: dict = {}
@@ -203,6 +241,7 @@ class TBDeviceMqttClient:
             The CONNACK session-present flag (0 or 1), or None if the connection failed; the
             reason is logged at ERROR and kept in ``last_error``.
         """
+        self._sync_current_firmware()
         present = self._engine.connect(float(timeout))
         if present is None:
             log.error(
@@ -388,6 +427,7 @@ class TBDeviceMqttClient:
         Raises:
             OSError: the link is down (the client reconnects by itself meanwhile).
         """
+        self._sync_current_firmware()
         self._dispatch(self._engine.poll_events(0.0))
         self._raise_if_down()
 
@@ -401,6 +441,7 @@ class TBDeviceMqttClient:
             OSError: the link is down.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._sync_current_firmware()
         while True:
             self._raise_if_down()
             left = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
@@ -419,12 +460,67 @@ class TBDeviceMqttClient:
         except Exception:
             log.exception("callback %r raised; the client goes on", cb)
 
+    def _sync_current_firmware(self) -> None:
+        """Tells the engine the firmware the script declares in ``current_firmware_info``
+        (scripts set or edit that dict, as on MicroPython), so offers compare against it."""
+        info = self.current_firmware_info
+        if not isinstance(info, dict):
+            return
+        current = (
+            str(info.get("current_" + FW_TITLE_ATTR, "Initial")),
+            str(info.get("current_" + FW_VERSION_ATTR, "v0")),
+        )
+        if current != self._engine_firmware:
+            self._engine.set_current_firmware(*current)
+            self._engine_firmware = current
+
+    def _set_firmware_info(self, data: dict) -> None:
+        self.firmware_info = data
+        if isinstance(data, dict) and FW_TITLE_ATTR in data:
+            self._firmware_offer = {k: v for k, v in data.items() if k.startswith("fw_")}
+
+    def _firmware_event(self, ev: tuple) -> None:
+        kind = ev[0]
+        if kind == "firmware_progress":
+            if self.on_firmware_progress is not None:
+                self._call(self.on_firmware_progress, ev[1], ev[2])
+        elif kind == "firmware_started":
+            # As the reference: the download state is mirrored in current_firmware_info.
+            self.firmware_data = b""
+            if isinstance(self.current_firmware_info, dict):
+                self.current_firmware_info[FW_STATE_ATTR] = "DOWNLOADING"
+            log.info("firmware %s %s: downloading %d bytes", ev[1], ev[2], ev[3])
+        elif kind == "firmware_updated":
+            title, version, path = ev[1], ev[2], ev[4]
+            self.current_firmware_info = {
+                "current_" + FW_TITLE_ATTR: title,
+                "current_" + FW_VERSION_ATTR: version,
+                FW_STATE_ATTR: "UPDATED",
+            }
+            self._engine_firmware = (title, version)
+            log.info("firmware %s %s saved to %s", title, version, path)
+            if self.on_firmware_update is not None:
+                offer = self._firmware_offer
+                same = (offer.get(FW_TITLE_ATTR), offer.get(FW_VERSION_ATTR)) == (title, version)
+                info = dict(offer) if same else {}
+                info.setdefault(FW_TITLE_ATTR, title)
+                info.setdefault(FW_VERSION_ATTR, version)
+                info.setdefault(FW_SIZE_ATTR, ev[3])
+                self._call(self.on_firmware_update, path, info)
+        elif kind == "firmware_failed":
+            if isinstance(self.current_firmware_info, dict):
+                self.current_firmware_info[FW_STATE_ATTR] = "FAILED"
+            log.warning("firmware %s %s failed: %s", ev[1], ev[2], ev[3])
+
     def _dispatch(self, events: list) -> None:
         for ev in events:
             kind = ev[0]
+            if kind.startswith("firmware_"):
+                self._firmware_event(ev)
+                continue
             if kind == "attributes":
                 data, subs = ev[1], ev[2]
-                self.firmware_info = data
+                self._set_firmware_info(data)
                 for sid in subs:
                     entry = self._subscriptions.get(sid)
                     if entry is not None:
@@ -442,7 +538,7 @@ class TBDeviceMqttClient:
                     continue
                 if isinstance(value, dict):
                     shared = value.get("shared", {})
-                    self.firmware_info = shared if isinstance(shared, dict) else {}
+                    self._set_firmware_info(shared if isinstance(shared, dict) else {})
                 if cb is not None:
                     self._call(cb, value, None)
             elif kind == "rpc_response":
