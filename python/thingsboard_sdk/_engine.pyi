@@ -2,7 +2,7 @@
 
 from typing import Any, Callable, Optional, final
 
-__all__: list[str]
+__all__ = ["Client", "DevServer", "Hub", "MessageHandle", "__version__"]
 __version__: str
 
 @final
