@@ -212,47 +212,30 @@ fn event_to_py(py: Python<'_>, ev: Event) -> PyResult<Py<PyAny>> {
     Ok(t.into_any().unbind())
 }
 
+/// A firmware note as the tuple `tb_device_mqtt` dispatches on: `(kind, ...)`.
 fn note_to_py(py: Python<'_>, n: firmware::Note) -> PyResult<Py<PyAny>> {
-    let items: Vec<Py<PyAny>> = match n {
+    let t = match n {
         firmware::Note::Started {
             title,
             version,
             size,
-        } => vec![
-            "firmware_started".into_pyobject(py)?.into_any().unbind(),
-            title.into_pyobject(py)?.into_any().unbind(),
-            version.into_pyobject(py)?.into_any().unbind(),
-            size.into_pyobject(py)?.into_any().unbind(),
-        ],
+        } => ("firmware_started", title, version, size).into_pyobject(py)?,
         firmware::Note::Updated {
             path,
             title,
             version,
             size,
-        } => vec![
-            "firmware_updated".into_pyobject(py)?.into_any().unbind(),
-            title.into_pyobject(py)?.into_any().unbind(),
-            version.into_pyobject(py)?.into_any().unbind(),
-            size.into_pyobject(py)?.into_any().unbind(),
-            path.into_pyobject(py)?.into_any().unbind(),
-        ],
+        } => ("firmware_updated", title, version, size, path).into_pyobject(py)?,
         firmware::Note::Failed {
             title,
             version,
             error,
-        } => vec![
-            "firmware_failed".into_pyobject(py)?.into_any().unbind(),
-            title.into_pyobject(py)?.into_any().unbind(),
-            version.into_pyobject(py)?.into_any().unbind(),
-            error.into_pyobject(py)?.into_any().unbind(),
-        ],
-        firmware::Note::Progress { received, total } => vec![
-            "firmware_progress".into_pyobject(py)?.into_any().unbind(),
-            received.into_pyobject(py)?.into_any().unbind(),
-            total.into_pyobject(py)?.into_any().unbind(),
-        ],
+        } => ("firmware_failed", title, version, error).into_pyobject(py)?,
+        firmware::Note::Progress { received, total } => {
+            ("firmware_progress", received, total).into_pyobject(py)?
+        }
     };
-    Ok(PyTuple::new(py, items)?.into_any().unbind())
+    Ok(t.into_any().unbind())
 }
 
 fn response_tuple<'py>(
