@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyKeyError, PyOSError, PyRuntimeError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyString};
 use tb_devserver::{
-    ClientRpcRequest, Config, ConnectionEventKind, Credentials, DevServerError, DevServerHandle,
-    DeviceSpec, FirmwarePackage, ProvisionProfile, ProvisionStrategy, RateLimits, RpcOutcome,
-    RpcStatus, TbValue,
+    ChecksumAlgorithm, ClientRpcRequest, Config, ConnectionEventKind, Credentials, DevServerError,
+    DevServerHandle, DeviceSpec, FirmwarePackage, ProvisionProfile, ProvisionStrategy, RateLimits,
+    RpcOutcome, RpcStatus, TbValue, UnknownAlgorithm,
 };
 
 /// How long a blocked call waits between checks for Ctrl-C.
@@ -43,7 +43,8 @@ fn py_err(e: DevServerError) -> PyErr {
         DevServerError::Config(_)
         | DevServerError::DuplicateDevice(_)
         | DevServerError::InvalidCredentials(_)
-        | DevServerError::InvalidJson(_) => PyValueError::new_err(msg),
+        | DevServerError::InvalidJson(_)
+        | DevServerError::InvalidFirmware(_) => PyValueError::new_err(msg),
     }
 }
 
@@ -603,29 +604,34 @@ impl DevServer {
         self.call(py, |h| h.disconnect_device(device))
     }
 
-    /// Puts a firmware image in the device's slot; `None` for all three clears it.
-    #[pyo3(signature = (device, title=None, version=None, data=None))]
+    /// Assigns a firmware package (spec 11.1): sets and pushes the `fw_*` shared attributes
+    /// and serves `data` on `v2/fw/request/...`; returns `fw_checksum`. `data=None` removes
+    /// the assignment (returns None). `algorithm` is ThingsBoard's name (any case);
+    /// `checksum` overrides the computed one.
+    #[pyo3(signature = (device, data=None, title="", version="", algorithm="SHA256", checksum=None, tag=None))]
+    #[allow(clippy::too_many_arguments)]
     fn set_firmware(
         &self,
         py: Python<'_>,
         device: &str,
-        title: Option<String>,
-        version: Option<String>,
-        data: Option<Vec<u8>>,
-    ) -> PyResult<()> {
-        let package = match (title, version, data) {
-            (Some(title), Some(version), Some(data)) => Some(FirmwarePackage {
-                title,
-                version,
-                data,
-            }),
-            (None, None, None) => None,
-            _ => {
-                return Err(PyValueError::new_err(
-                    "set_firmware needs title, version and data, or none of them",
-                ))
-            }
-        };
+        data: Option<&Bound<'_, PyBytes>>,
+        title: &str,
+        version: &str,
+        algorithm: &str,
+        checksum: Option<String>,
+        tag: Option<String>,
+    ) -> PyResult<Option<String>> {
+        let algorithm: ChecksumAlgorithm = algorithm
+            .parse()
+            .map_err(|e: UnknownAlgorithm| PyValueError::new_err(e.to_string()))?;
+        let package = data.map(|d| FirmwarePackage {
+            title: title.into(),
+            version: version.into(),
+            data: bytes::Bytes::copy_from_slice(d.as_bytes()),
+            checksum_algorithm: algorithm,
+            checksum,
+            tag,
+        });
         self.call(py, |h| h.set_firmware(device, package))
     }
 

@@ -3,7 +3,7 @@
 //!
 //! # Contract
 //!
-//! * Behaviour follows `spec/thingsboard-mqtt.md` section 17, items 1-40 and 45: CONNACK
+//! * Behaviour follows `spec/thingsboard-mqtt.md` section 17, items 1-45: CONNACK
 //!   codes per 3.5, session-present = !clean-session, one session per device, packets
 //!   pipelined behind CONNECT processed in order after the CONNACK, remaining length above
 //!   [`Config::max_payload_size`] closes the connection, only the SUBSCRIBE filters of 2.11
@@ -12,6 +12,9 @@
 //!   acknowledged, unknown topics are acknowledged and dropped, `v1/gateway/*` from a
 //!   non-gateway device is ignored, attribute requests, server- and client-side RPC,
 //!   `getSessionLimits`, claiming and provisioning answer exactly as the spec lists.
+//! * Firmware (items 41-44): [`DevServerHandle::set_firmware`] sets and pushes the `fw_*`
+//!   shared attributes with a checksum computed for any [`ChecksumAlgorithm`]; chunks are
+//!   served as ThingsBoard slices them, errors go to `v2/fw/error` before the close.
 //! * MQTT 3.1.1 fully, 3.1 (`MQIsdp`/3) and 5 accepted (MQTT 5 gets reason codes in
 //!   CONNACK, PUBACK, SUBACK, UNSUBACK and DISCONNECT; no properties are sent). The packet
 //!   codec is rumqttc's `mqttbytes`.
@@ -47,6 +50,7 @@
 )]
 
 mod codec;
+mod firmware;
 mod json;
 mod provision;
 mod ratelimit;
@@ -56,6 +60,7 @@ mod store;
 mod value;
 
 pub use codec::MqttVersion;
+pub use firmware::{ChecksumAlgorithm, UnknownAlgorithm};
 pub use server::{
     ClientRpcHandler, ClientRpcRequest, Config, DevServer, DevServerError, DevServerHandle,
     LogStream, RateLimits, RpcCall, LOG_TARGET,

@@ -125,6 +125,8 @@ pub enum DevServerError {
     InvalidCredentials(String),
     /// A JSON argument is not a JSON value of the expected shape.
     InvalidJson(String),
+    /// A firmware package is not valid (empty title or version).
+    InvalidFirmware(String),
     /// A server-side RPC got no reply before its timeout.
     RpcTimeout {
         /// Device name.
@@ -144,6 +146,7 @@ impl fmt::Display for DevServerError {
             DevServerError::DuplicateDevice(n) => write!(f, "a device named {n:?} exists"),
             DevServerError::InvalidCredentials(m) => write!(f, "invalid credentials: {m}"),
             DevServerError::InvalidJson(m) => write!(f, "invalid JSON: {m}"),
+            DevServerError::InvalidFirmware(m) => write!(f, "invalid firmware: {m}"),
             DevServerError::RpcTimeout { device, id } => {
                 write!(f, "RPC {id} to device {device:?} timed out")
             }
@@ -542,8 +545,7 @@ impl DevServerHandle {
         device: &str,
         keys: &[&str],
     ) -> Result<(), DevServerError> {
-        let arr = JVal::Arr(keys.iter().map(|k| JVal::Str((*k).into())).collect());
-        let payload = format!("{{\"deleted\":{}}}", arr.to_json());
+        let payload = deleted_json(keys);
         self.inner.update(|st| {
             let dev = st
                 .devices
@@ -769,24 +771,99 @@ impl DevServerHandle {
         self.with_device(device, |d| d.session.is_some())
     }
 
-    /// Puts a firmware image in the device's slot (served on `v2/fw/request/...`; the
-    /// `fw_*` attribute push of spec 11.1 is not done yet).
+    /// Assigns a firmware package to a device, or removes the assignment (`None`), as
+    /// ThingsBoard does when a package is set on the device (spec 11.1, 17.41).
+    ///
+    /// Assigning records telemetry `fw_state = "INITIATED"`, sets the shared attributes
+    /// `fw_title`, `fw_version`, `fw_size`, `fw_checksum_algorithm`, `fw_checksum` (computed
+    /// here unless the package carries one) and `fw_tag` if the package has a tag, deletes
+    /// `fw_tag` (without a tag) and `fw_url`, and, if the device is subscribed to
+    /// `v1/devices/me/attributes`, pushes the set values as one object and then
+    /// `{"deleted":["fw_tag","fw_url"]}` (`["fw_url"]` with a tag). A new assignment replaces
+    /// the old one; a download already running keeps the image its request id started with
+    /// (spec 11.2). Removing deletes all nine `fw_*` keys with one `deleted` push; removing
+    /// when nothing is assigned does nothing. Returns the `fw_checksum` set (`None` when
+    /// removing).
     ///
     /// # Errors
-    /// `UnknownDevice`.
+    /// `UnknownDevice`; `InvalidFirmware` for an empty title or version.
     pub fn set_firmware(
         &self,
         device: &str,
         package: Option<FirmwarePackage>,
-    ) -> Result<(), DevServerError> {
+    ) -> Result<Option<String>, DevServerError> {
+        let Some(package) = package else {
+            return self.remove_firmware(device);
+        };
+        for (what, v) in [("title", &package.title), ("version", &package.version)] {
+            if v.is_empty() {
+                return Err(DevServerError::InvalidFirmware(format!(
+                    "the firmware {what} must not be empty"
+                )));
+            }
+        }
+        // Hash before taking the store lock: a large image takes a while.
+        let checksum = package
+            .checksum
+            .clone()
+            .unwrap_or_else(|| package.checksum_algorithm.checksum(&package.data));
+        let (attrs, deleted) = crate::firmware::assignment_attributes(&package, &checksum);
+        let set_payload = typed_json(&attrs);
+        let deleted_payload = deleted_json(&deleted);
+        let ts = now_ms();
         self.inner.update(|st| {
             let dev = st
                 .devices
                 .get_mut(device)
                 .ok_or_else(|| DevServerError::UnknownDevice(device.into()))?;
-            dev.firmware = package;
-            Ok(())
-        })
+            dev.firmware = Some(package.data.clone());
+            record_telemetry(
+                dev,
+                ts,
+                "fw_state",
+                TbValue::String("INITIATED".into()),
+                self.inner.config.max_telemetry_per_device,
+            );
+            for (k, v) in attrs {
+                dev.shared_attrs.insert(k, v);
+            }
+            for k in &deleted {
+                dev.shared_attrs.remove(*k);
+            }
+            push_attr(dev, set_payload.clone());
+            push_attr(dev, deleted_payload.clone());
+            Ok::<(), DevServerError>(())
+        })?;
+        self.inner.logs.emit(format!(
+            "\"{device}\" firmware assigned ({} bytes): {set_payload}",
+            package.data.len()
+        ));
+        Ok(Some(checksum))
+    }
+
+    fn remove_firmware(&self, device: &str) -> Result<Option<String>, DevServerError> {
+        let keys = crate::firmware::ALL_FW_ATTRIBUTE_KEYS;
+        let payload = deleted_json(&keys);
+        let removed = self.inner.update(|st| {
+            let dev = st
+                .devices
+                .get_mut(device)
+                .ok_or_else(|| DevServerError::UnknownDevice(device.into()))?;
+            if dev.firmware.take().is_none() {
+                return Ok(false);
+            }
+            for k in keys {
+                dev.shared_attrs.remove(k);
+            }
+            push_attr(dev, payload.clone());
+            Ok::<bool, DevServerError>(true)
+        })?;
+        if removed {
+            self.inner
+                .logs
+                .emit(format!("\"{device}\" firmware unassigned: {payload}"));
+        }
+        Ok(None)
     }
 
     /// A stream of the human-readable log lines (one per connection, upload, RPC,
@@ -831,6 +908,28 @@ impl DevServerHandle {
             None => false,
         })
     }
+}
+
+/// `{"deleted":[...]}`, the push for deleted shared attributes (spec 17.26).
+fn deleted_json(keys: &[&str]) -> String {
+    let arr = JVal::Arr(keys.iter().map(|k| JVal::Str((*k).into())).collect());
+    format!("{{\"deleted\":{}}}", arr.to_json())
+}
+
+/// Stores one telemetry point as an upload would (spec 11.1: the server's own `fw_state`).
+fn record_telemetry(dev: &mut Device, ts: i64, key: &str, value: TbValue, cap: usize) {
+    let point = TelemetryPoint {
+        ts,
+        key: key.into(),
+        value,
+    };
+    if dev.latest.get(key).map_or(true, |p| p.ts <= ts) {
+        dev.latest.insert(key.into(), point.clone());
+    }
+    if dev.telemetry.len() >= cap.max(1) {
+        dev.telemetry.pop_front();
+    }
+    dev.telemetry.push_back(point);
 }
 
 /// Pushes an attribute notification if the device's session subscribed (spec 2.11, 17.26).

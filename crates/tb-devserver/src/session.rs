@@ -244,7 +244,9 @@ struct Session {
     /// (packet id, server RPC id) awaiting PUBACK.
     inflight_rpcs: Vec<(u16, u32)>,
     /// Firmware chunk size remembered per request id (spec 11.2).
-    fw_sizes: HashMap<String, usize>,
+    fw_sizes: HashMap<String, i32>,
+    /// Firmware image looked up per request id, kept for the connection (spec 11.2).
+    fw_images: HashMap<String, Bytes>,
     last_activity: Instant,
     provision_close_at: Option<Instant>,
     /// Set once the connection is to be closed: the reason.
@@ -274,6 +276,7 @@ impl Session {
             out: BytesMut::new(),
             inflight_rpcs: Vec::new(),
             fw_sizes: HashMap::new(),
+            fw_images: HashMap::new(),
             last_activity: Instant::now(),
             provision_close_at: None,
             closed: None,
@@ -1292,13 +1295,18 @@ impl Session {
         self.puback(pkid, qos, 0);
     }
 
-    /// spec 11.2: `v2/{fw,sw}/request/{reqId}/chunk/{index}`.
+    /// spec 11.2, 17.42-44: `v2/{fw,sw}/request/{reqId}/chunk/{index}`.
+    ///
+    /// Design: ThingsBoard *finds* its pattern `v2/fw/request/(\d+)/chunk/(\d+)` in the
+    /// topic, so anything after the index digits is ignored, and parses the payload and the
+    /// index with `Integer.parseInt`: no trimming, an optional sign, a value past `i32`
+    /// throws and closes the session (2.9, "unchecked"). A size above 0 is remembered for
+    /// the request id; 0, negative or empty reuse the remembered one (else 0 = whole image).
     fn firmware_request(&mut self, kind: &str, rest: &str, qos: u8, pkid: u16, payload: &[u8]) {
-        let parsed = rest.split_once("/chunk/").filter(|(r, i)| {
-            !r.is_empty()
-                && !i.is_empty()
-                && r.bytes().all(|c| c.is_ascii_digit())
-                && i.bytes().all(|c| c.is_ascii_digit())
+        let parsed = rest.split_once("/chunk/").and_then(|(r, tail)| {
+            let digits = tail.bytes().take_while(u8::is_ascii_digit).count();
+            let ok = !r.is_empty() && r.bytes().all(|c| c.is_ascii_digit()) && digits > 0;
+            ok.then(|| (r, &tail[..digits]))
         });
         let Some((req_id, index)) = parsed else {
             self.log(format!(
@@ -1307,54 +1315,66 @@ impl Session {
             return self.puback(pkid, qos, 0x90);
         };
         let text = String::from_utf8_lossy(payload);
-        let size = if text.is_empty() {
-            self.fw_sizes.get(req_id).copied().unwrap_or(0)
+        let requested = if text.is_empty() {
+            0
         } else {
-            match text.trim().parse::<usize>() {
+            match text.parse::<i32>() {
                 Ok(s) => s,
                 Err(_) => return self.unchecked(&format!("firmware chunk size {text:?}")),
             }
+        };
+        let Ok(index) = index.parse::<i32>() else {
+            return self.unchecked(&format!("firmware chunk index {index:?}"));
+        };
+        let size = if requested > 0 {
+            self.fw_sizes.insert(req_id.to_string(), requested);
+            requested
+        } else {
+            self.fw_sizes.get(req_id).copied().unwrap_or(0)
         };
         let error = |s: &mut Self, code: &str| {
             s.log(format!("{kind} chunk request {req_id}/{index}: {code}"));
             s.publish(FW_ERROR_TOPIC.into(), Bytes::from(code.to_string()), None);
             s.close(code, 0x83);
         };
-        if size > self.inner.config.max_payload_size {
+        if i64::from(size) > i64::try_from(self.inner.config.max_payload_size).unwrap_or(i64::MAX) {
             return error(self, "PAYLOAD_TOO_LARGE");
         }
-        if !text.is_empty() {
-            self.fw_sizes.insert(req_id.to_string(), size);
-        }
-        let name = self.device_name();
-        let chunk = {
-            let st = self.inner.state.lock();
-            let fw = st
-                .devices
-                .get(&name)
-                .and_then(|d| d.firmware.as_ref())
-                .filter(|_| kind == "fw");
-            fw.map(|fw| {
-                if size == 0 {
-                    return fw.data.clone();
-                }
-                let i: usize = index.parse().unwrap_or(usize::MAX);
-                let start = i.saturating_mul(size).min(fw.data.len());
-                let end = start.saturating_add(size).min(fw.data.len());
-                fw.data[start..end].to_vec()
-            })
-        };
-        let Some(chunk) = chunk else {
-            return error(self, "NOT_FOUND");
+        // spec 11.2: the package is looked up once per request id and kept for the life of
+        // the connection, so a running download survives a reassignment.
+        let image = match self.fw_images.get(req_id) {
+            Some(image) => image.clone(),
+            None => {
+                let name = self.device_name();
+                let found = {
+                    let st = self.inner.state.lock();
+                    st.devices
+                        .get(&name)
+                        .and_then(|d| d.firmware.clone())
+                        .filter(|_| kind == "fw")
+                };
+                let Some(image) = found else {
+                    return error(self, "NOT_FOUND");
+                };
+                self.fw_images.insert(req_id.to_string(), image.clone());
+                image
+            }
         };
         self.puback(pkid, qos, 0);
+        let Some(chunk) = crate::firmware::chunk(&image, size, index) else {
+            self.log(format!(
+                "{kind} chunk {index} of request {req_id} (size {size}): offset wraps \
+                 negative; nothing sent, as ThingsBoard"
+            ));
+            return;
+        };
         self.log(format!(
             "{kind} chunk {index} of request {req_id}: {} bytes",
             chunk.len()
         ));
         self.publish(
             format!("v2/{kind}/response/{req_id}/chunk/{index}"),
-            Bytes::from(chunk),
+            chunk,
             None,
         );
     }

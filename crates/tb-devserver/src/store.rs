@@ -11,6 +11,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::codec::MqttVersion;
+use crate::firmware::ChecksumAlgorithm;
 use crate::value::TbValue;
 
 /// Milliseconds since the Unix epoch (ThingsBoard timestamps).
@@ -164,15 +165,48 @@ pub struct ProvisionedDevice {
     pub gateway: bool,
 }
 
-/// Firmware slot of a device (served over `v2/fw/...`). spec: 11.
+/// A firmware package to assign to a device with
+/// [`DevServerHandle::set_firmware`](crate::DevServerHandle::set_firmware): its image is
+/// served over `v2/fw/request/...` and its `fw_*` shared attributes are set. spec: 11.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirmwarePackage {
-    /// `fw_title`.
+    /// `fw_title` (not empty).
     pub title: String,
-    /// `fw_version`.
+    /// `fw_version` (not empty).
     pub version: String,
-    /// The image.
-    pub data: Vec<u8>,
+    /// The image; its length is `fw_size`.
+    pub data: Bytes,
+    /// `fw_checksum_algorithm` (default SHA256).
+    pub checksum_algorithm: ChecksumAlgorithm,
+    /// `fw_checksum` as an uploader typed it (stored as given, even if wrong); `None`: the
+    /// server computes it with `checksum_algorithm`, as ThingsBoard does.
+    pub checksum: Option<String>,
+    /// `fw_tag`; `None` deletes it.
+    pub tag: Option<String>,
+}
+
+impl FirmwarePackage {
+    /// A package with a SHA256 checksum computed by the server and no tag.
+    pub fn new(
+        title: impl Into<String>,
+        version: impl Into<String>,
+        data: impl Into<Bytes>,
+    ) -> FirmwarePackage {
+        FirmwarePackage {
+            title: title.into(),
+            version: version.into(),
+            data: data.into(),
+            checksum_algorithm: ChecksumAlgorithm::default(),
+            checksum: None,
+            tag: None,
+        }
+    }
+
+    /// The same package with `algorithm` for its checksum.
+    pub fn with_algorithm(mut self, algorithm: ChecksumAlgorithm) -> FirmwarePackage {
+        self.checksum_algorithm = algorithm;
+        self
+    }
 }
 
 /// What happened to a connection.
@@ -329,7 +363,8 @@ pub(crate) struct Device {
     pub(crate) rpc_seq: u32,
     pub(crate) rpcs: BTreeMap<u32, RpcEntry>,
     pub(crate) client_rpcs: VecDeque<ClientRpcRecord>,
-    pub(crate) firmware: Option<FirmwarePackage>,
+    /// The image of the assigned firmware package (spec 11).
+    pub(crate) firmware: Option<Bytes>,
     pub(crate) session: Option<SessionLink>,
 }
 

@@ -149,6 +149,8 @@ pub struct Pub {
     pub topic: String,
     pub pkid: u16,
     pub payload: String,
+    /// The payload bytes as sent (firmware chunks are binary).
+    pub bytes: Vec<u8>,
 }
 
 pub struct Client {
@@ -264,6 +266,7 @@ pub fn parse_publish(f: &[u8], v5: bool) -> Pub {
         topic,
         pkid,
         payload: String::from_utf8_lossy(&f[i..]).into_owned(),
+        bytes: f[i..].to_vec(),
     }
 }
 
