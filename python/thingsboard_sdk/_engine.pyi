@@ -161,10 +161,13 @@ class DevServer:
     def set_firmware(
         self,
         device: str,
-        title: Optional[str] = None,
-        version: Optional[str] = None,
         data: Optional[bytes] = None,
-    ) -> None: ...
+        title: str = "",
+        version: str = "",
+        algorithm: str = "SHA256",
+        checksum: Optional[str] = None,
+        tag: Optional[str] = None,
+    ) -> Optional[str]: ...
     def log_stream(self) -> Any: ...
     def generation(self) -> int: ...
     def wait_for_change(self, seen: int, timeout: Optional[float] = None) -> int: ...
