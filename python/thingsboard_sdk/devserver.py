@@ -23,6 +23,7 @@ wakes on every change to the store) rather than sleeping.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -557,16 +558,81 @@ class DevServer:
         """
         return self._server.disconnect_device(device)
 
-    def set_firmware(self, device: str, title: str, version: str, data: bytes) -> None:
-        """Puts a firmware image in the device's slot (served over ``v2/fw/request/...``).
+    def set_firmware(
+        self,
+        device: str,
+        data: bytes | bytearray | memoryview | str | os.PathLike[str],
+        title: str,
+        version: str,
+        algorithm: str = "SHA256",
+        *,
+        checksum: Optional[str] = None,
+        tag: Optional[str] = None,
+    ) -> str:
+        """Assigns a firmware package to the device, as ThingsBoard does (spec 11.1).
+
+        The device gets the shared attributes ``fw_title``, ``fw_version``, ``fw_size``,
+        ``fw_checksum_algorithm`` and ``fw_checksum`` (plus ``fw_tag`` with a tag), pushed as
+        one message if it is subscribed to ``v1/devices/me/attributes``, then a separate
+        ``{"deleted": ["fw_tag", "fw_url"]}`` push; telemetry ``fw_state`` becomes
+        ``INITIATED``. The image is served on ``v2/fw/request/{id}/chunk/{n}``. A new call
+        replaces the package; a download already running keeps its image.
+
+        Args:
+            device: device name.
+            data: the image as bytes (``bytes``, ``bytearray``, ``memoryview``), or the path
+                of a file holding it (``str`` or path-like).
+            title: ``fw_title``, not empty.
+            version: ``fw_version``, not empty.
+            algorithm: ``fw_checksum_algorithm``: ``MD5``, ``SHA256`` (default), ``SHA384``,
+                ``SHA512``, ``CRC32``, ``MURMUR3_32`` or ``MURMUR3_128`` (any case).
+            checksum: ``fw_checksum`` as an uploader would type it, stored as given (to test
+                a device against a wrong one); by default the server computes it as
+                ThingsBoard does (lowercase hex; CRC32 and MURMUR3_32 little-endian).
+            tag: ``fw_tag``; without one ``fw_tag`` is deleted.
+
+        Returns:
+            The ``fw_checksum`` set.
+
+        Raises:
+            KeyError: no such device.
+            TypeError: ``data`` is neither bytes-like nor a path, or another argument is not
+                a ``str``.
+            ValueError: empty title or version, or an unknown algorithm.
+            OSError: the file cannot be read.
+        """
+        for name, value in (("title", title), ("version", version), ("algorithm", algorithm)):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        for name, value in (("checksum", checksum), ("tag", tag)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+        if not title or not version:
+            raise ValueError(
+                f"title and version must not be empty, got title={title!r}, version={version!r}"
+            )
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            image = bytes(data)
+        elif isinstance(data, (str, os.PathLike)):
+            with open(data, "rb") as f:
+                image = f.read()
+        else:
+            raise TypeError(
+                "data must be bytes, bytearray, memoryview or a file path, "
+                f"got {type(data).__name__}"
+            )
+        result = self._server.set_firmware(
+            device, image, title, version, algorithm, checksum=checksum, tag=tag
+        )
+        return result if result is not None else ""
+
+    def clear_firmware(self, device: str) -> None:
+        """Removes the device's firmware assignment: all ``fw_*`` shared attributes are
+        deleted with one ``{"deleted": [...]}`` push. Does nothing if none is assigned.
 
         Raises:
             KeyError: no such device.
         """
-        self._server.set_firmware(device, title, version, bytes(data))
-
-    def clear_firmware(self, device: str) -> None:
-        """Empties the device's firmware slot."""
         self._server.set_firmware(device)
 
     # ---- waiting and logs ----------------------------------------------------------------------
