@@ -75,7 +75,79 @@ def devserver_args(p: argparse.ArgumentParser) -> None:
         type=_pair("KEY:SECRET", "--provision my-key:my-secret"),
         help="add a provisioning profile that creates new devices (repeatable)",
     )
+    p.add_argument(
+        "--firmware",
+        action="append",
+        default=[],
+        metavar="TOKEN:PATH:TITLE:VERSION[:ALGORITHM]",
+        type=_firmware_spec,
+        help="assign the image at PATH to the device with access token TOKEN (repeatable): "
+        "its fw_* attributes are set and pushed, its chunks served; ALGORITHM is one of "
+        f"{', '.join(_FW_ALGORITHMS)} (default SHA256); TITLE and VERSION cannot contain ':'",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log connections and messages")
+
+
+# ThingsBoard's checksum algorithms (spec 11.1), for --firmware.
+_FW_ALGORITHMS = ("MD5", "SHA256", "SHA384", "SHA512", "CRC32", "MURMUR3_32", "MURMUR3_128")
+
+
+@dataclass
+class _Firmware:
+    token: str
+    path: str
+    title: str
+    version: str
+    algorithm: str
+    checksum: str = ""  # set once assigned, for the banner
+
+
+def _firmware_spec(text: str) -> _Firmware:
+    """The argparse type of ``--firmware TOKEN:PATH:TITLE:VERSION[:ALGORITHM]``.
+
+    TOKEN ends at the first ``:``; TITLE, VERSION and ALGORITHM are taken from the right, so
+    PATH may contain ``:``. A last part naming an algorithm is the algorithm.
+    """
+    usage = (
+        f"{text!r} is not TOKEN:PATH:TITLE:VERSION[:ALGORITHM] "
+        "(e.g. --firmware A1_TEST_TOKEN:build/lamp.bin:lamp:1.1:SHA256)"
+    )
+    token, sep, rest = text.partition(":")
+    parts = rest.rsplit(":", 3)
+    algorithm = "SHA256"
+    if len(parts) == 4 and parts[3].upper() in _FW_ALGORITHMS:
+        algorithm = parts[3].upper()
+        parts = parts[:3]
+    elif len(parts) == 4:
+        parts = rest.rsplit(":", 2)
+    if not sep or not token or len(parts) != 3 or not all(parts):
+        raise argparse.ArgumentTypeError(usage)
+    path, title, version = parts
+    return _Firmware(token, path, title, version, algorithm)
+
+
+_firmware_spec.__name__ = "TOKEN:PATH:TITLE:VERSION[:ALGORITHM]"
+
+
+def _read_firmware(specs: list[_Firmware], devices: list[tuple[str, str]]) -> list[tuple]:
+    """``(device name, image, spec)`` per ``--firmware``; ValueError naming what is wrong."""
+    names = {token: name for name, token in devices}
+    out = []
+    for fw in specs:
+        if fw.token not in names:
+            known = ", ".join(sorted(names)) or "none"
+            raise ValueError(
+                f"--firmware: no device has access token {fw.token!r} (tokens: {known})"
+            )
+        try:
+            with open(fw.path, "rb") as f:
+                image = f.read()
+        except OSError as exc:
+            raise ValueError(
+                f"--firmware: cannot read {fw.path!r}: {exc.strerror or exc}"
+            ) from None
+        out.append((names[fw.token], image, fw))
+    return out
 
 
 class _Stop(Exception):
@@ -90,6 +162,12 @@ def cmd_devserver(args: argparse.Namespace) -> int:
     """Runs the dev server until Ctrl-C (or SIGTERM)."""
     from .devserver import DevServer
 
+    devices = args.device or [(DEMO_DEVICE_NAME, DEMO_DEVICE_TOKEN)]
+    try:
+        firmware = _read_firmware(args.firmware, devices)
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
     try:
         server = DevServer(args.host, args.port)
     except OSError as exc:
@@ -108,12 +186,13 @@ def cmd_devserver(args: argparse.Namespace) -> int:
     # Design: from here on Ctrl-C, wherever it lands, stops the server and exits 0.
     try:
         stream = server.log_stream()
-        devices = args.device or [(DEMO_DEVICE_NAME, DEMO_DEVICE_TOKEN)]
         try:
             for name, token in devices:
                 server.add_device(name, token)
             for key, secret in args.provision:
                 server.add_provision_profile(key, secret)
+            for name, image, fw in firmware:
+                fw.checksum = server.set_firmware(name, image, fw.title, fw.version, fw.algorithm)
         except ValueError as exc:
             _err(f"error: {exc}")
             return EXIT_USAGE
@@ -135,6 +214,11 @@ def _serve(server: Any, stream: Any, devices: list, args: argparse.Namespace) ->
         _out(f"device {name!r}: access token {token}")
     for key, secret in args.provision:
         _out(f"provisioning profile: key {key!r}, secret {secret!r}")
+    for fw in args.firmware:
+        _out(
+            f"firmware for token {fw.token}: {fw.title} {fw.version} from {fw.path} "
+            f"({fw.algorithm} {fw.checksum})"
+        )
     if not args.device:
         pub = f"mosquitto_pub -h {server.host} -p {server.port} -u {DEMO_DEVICE_TOKEN}"
         _out(f"try: {pub} -t v1/devices/me/telemetry -m '{{\"temperature\":25}}'")
