@@ -327,3 +327,48 @@ def test_state_reports_are_plain_telemetry_json(fw_client, tb_peer):
     wait_state(client, tb_peer, "UPDATED")
     for m in tb_peer.matching(lambda m: m.topic == "v1/devices/me/telemetry"):
         assert json.loads(m.payload) == m.json()
+
+
+# -- end to end against our dev server ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["MD5", "SHA256", "SHA384", "SHA512", "CRC32", "MURMUR3_32", "MURMUR3_128"]
+)
+def test_devserver_assignment_updates_the_device(tb_devserver, tmp_path, algorithm):
+    from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+
+    data = image(300_000, seed=len(algorithm) + 1)
+    token = tb_devserver.add_device("ota-dev")
+    updates: list = []
+    client = TBDeviceMqttClient(
+        "127.0.0.1",
+        tb_devserver.port,
+        access_token=token,
+        chunk_size=65536,
+        firmware_dir=str(tmp_path),
+        on_firmware_update=lambda path, info: updates.append((path, info)),
+    )
+    assert client.connect() is not None
+    try:
+        tb_devserver.set_firmware("ota-dev", data, "sensor.bin", "2.0", algorithm)
+        pump_until(client, lambda: updates, 30, "the update")
+        path, info = updates[0]
+        assert Path(path).read_bytes() == data
+        assert info["fw_checksum_algorithm"] == algorithm
+        assert info["fw_checksum"] == checksum(algorithm, data)
+        states = tb_devserver.wait_for(
+            lambda: (
+                [p.value for p in tb_devserver.telemetry("ota-dev", "fw_state")][-1:] == ["UPDATED"]
+                and [p.value for p in tb_devserver.telemetry("ota-dev", "fw_state")]
+            ),
+            10,
+            "UPDATED stored",
+        )
+        assert states[-4:] == ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATED"]
+        latest = tb_devserver.latest_telemetry("ota-dev")
+        assert latest["current_fw_title"] == "sensor.bin"
+        # ThingsBoard casts numeric strings (transport.json.type_cast_enabled): 2.0 is a double.
+        assert latest["current_fw_version"] == 2.0
+    finally:
+        client.disconnect()
