@@ -77,3 +77,37 @@ def test_device_group_serves_every_client_on_the_calling_thread(broker, tb_peer,
     finally:
         for c in clients:
             c.disconnect()
+
+
+def test_device_group_answers_a_distinct_rpc_per_device(tb_devserver):
+    # Each device gets its own request here (on mosquitto one push reaches all), and clients
+    # join the group one by one with add().
+    n = 50
+    tokens = [tb_devserver.add_device(f"fleet-{i}") for i in range(n)]
+    clients = [
+        TBDeviceMqttClient(tb_devserver.host, tb_devserver.port, access_token=t) for t in tokens
+    ]
+    group = DeviceGroup()
+    for i, c in enumerate(clients):
+
+        def on_rpc(request_id, body, c=c, i=i):
+            c.send_rpc_reply(request_id, {"device": i, "n": body["params"]["n"]})
+
+        c.set_server_side_rpc_request_handler(on_rpc)
+        group.add(c)
+    assert len(group) == n
+    try:
+        assert connect_all(clients, timeout=30) == n
+        calls = [tb_devserver.start_rpc(f"fleet-{i}", "echo", {"n": i * 7}) for i in range(n)]
+        deadline = time.monotonic() + 15
+        replies: dict[int, object] = {}
+        while len(replies) < n and time.monotonic() < deadline:
+            group.wait_for_msg(timeout=0.5)
+            for i, call in enumerate(calls):
+                done, value = call.poll()
+                if done:
+                    replies[i] = value
+        assert replies == {i: {"device": i, "n": i * 7} for i in range(n)}
+    finally:
+        for c in clients:
+            c.disconnect()
