@@ -1,19 +1,336 @@
-"""``python -m thingsboard_sdk run``: run a MicroPython device script unchanged on CPython."""
+"""``python -m thingsboard_sdk run``: run a MicroPython device script unchanged on CPython.
+
+While the script runs (and only then) its MicroPython-only imports are served by host
+stand-ins (``network``, ``machine``, ``utime``, ``mip``, ``sdk_core.device_mqtt``, ...; see
+``stubs/``), ``time`` and ``gc`` carry MicroPython's extras, and every connection the script
+makes can be pointed at another server (``--server``) or at an embedded dev server
+(``--devserver``). docs/runner.md is the user's guide.
+
+Exit codes: the script's own (0 at its end, ``sys.exit(n)``, 1 after an uncaught exception),
+130 after Ctrl-C, 143 after SIGTERM, 3 after ``machine.reset()``, 2 for a usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
 import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Optional
 
+from . import _report, _standins, _state
+from ._redirect import Redirect
+
+EXIT_OK = 0
+EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_RESET = _state.EXIT_RESET
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+log = logging.getLogger("thingsboard_sdk.runner")
+err = _report.err
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Adds the ``run`` options to a parser."""
-    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    """Adds the ``run`` options to a parser.
+
+    Args:
+        p: the ``run`` subcommand's parser.
+    """
+    p.usage = (
+        "python -m thingsboard_sdk run SCRIPT.py [--server HOST:PORT] [--token TOKEN] "
+        "[--devserver] [-q|-v] [-- SCRIPT_ARGS ...]"
+    )
+    _options(p)
+    p.add_argument("script", metavar="SCRIPT.py", help="the MicroPython script to run")
+    p.add_argument(
+        "rest",
+        nargs=argparse.REMAINDER,
+        metavar="SCRIPT_ARGS",
+        help="options above, then after -- the script's sys.argv[1:]",
+    )
+
+
+def _options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--server",
+        metavar="HOST:PORT",
+        type=_host_port,
+        help="point every connection of the script (client and provisioning) at this server",
+    )
+    p.add_argument("--token", help="access token to use instead of the script's")
+    p.add_argument(
+        "--devserver",
+        action="store_true",
+        help="start an embedded dev server, register the script's token, point the script "
+        "at it, print what it stored at the end",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="do not log stand-in activity")
+    p.add_argument("-v", "--verbose", action="store_true", help="log the SDK at DEBUG")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:1883)")
+    return host.strip("[]"), int(port)
+
+
+def _split_rest(args: argparse.Namespace) -> Optional[str]:
+    """Options may follow SCRIPT.py; everything after ``--`` (or the first other word) is the
+    script's. Fills ``args.script_args``; returns an error message or None."""
+    rest = list(getattr(args, "rest", None) or [])
+    if "--" in rest:
+        i = rest.index("--")
+        mine, theirs = rest[:i], rest[i + 1 :]
+    else:
+        mine, theirs = rest, []
+    parser = argparse.ArgumentParser(prog="run", add_help=False)
+    _options(parser)
+    try:
+        extra, unknown = parser.parse_known_args(mine)
+    except SystemExit:
+        return f"bad options: {' '.join(mine)}"
+    for name, value in vars(extra).items():
+        if value not in (None, False):
+            setattr(args, name, value)
+    for name in ("server", "token", "devserver", "quiet", "verbose"):
+        if not hasattr(args, name):
+            setattr(args, name, getattr(extra, name))
+    args.script_args = unknown + theirs
+    return None
+
+
+class _Terminated(BaseException):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+class _Formatter(logging.Formatter):
+    """``[machine] Pin(2) value 1`` for the stand-ins, ``LEVEL logger: message`` otherwise."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "thingsboard_sdk.runner"
+        if record.name.startswith(prefix + "."):
+            tag = record.name[len(prefix) + 1 :]
+            text = f"[{tag}] {record.getMessage()}"
+            if record.exc_info:
+                text += "\n" + self.formatException(record.exc_info)
+            return text
+        return super().format(record)
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> Callable[[], None]:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    sdk = logging.getLogger("thingsboard_sdk")
+    saved = (root.level, sdk.level, log.level)
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
+    if verbose:
+        sdk.setLevel(logging.DEBUG)
+    log.setLevel(logging.WARNING if quiet else logging.INFO if not verbose else logging.DEBUG)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        sdk.setLevel(saved[1])
+        log.setLevel(saved[2])
+
+    return undo
+
+
+class _DevServerHost:
+    """The embedded dev server of ``--devserver``: registers what the script uses, streams
+    the server's log to stderr and prints what it stored at the end."""
+
+    def __init__(self, device_name: str) -> None:
+        from ..devserver import DevServer
+
+        self.server = DevServer("127.0.0.1", 0)
+        self._base = device_name
+        self._stream = self.server.log_stream()
+        self._printer = threading.Thread(target=self._print_log, name="devserver-log", daemon=True)
+        self._printer.start()
+        err(f"run: dev server on {self.server.host}:{self.server.port}")
+
+    def _print_log(self) -> None:
+        while True:
+            line = self._stream.recv(None)
+            if line is None:
+                return
+            err(f"[devserver] {line}")
+
+    def add_token(self, token: str) -> None:
+        names = set(self.server.devices())
+        name, n = self._base, 1
+        while name in names:
+            n += 1
+            name = f"{self._base}-{n}"
+        try:
+            self.server.add_device(name, token)
+        except ValueError:
+            return  # already known (e.g. provisioned during this run)
+        err(f"run: dev server device {name!r} with access token {token!r}")
+
+    def add_profile(self, request: dict) -> None:
+        key, secret = request.get("provisionDeviceKey"), request.get("provisionDeviceSecret")
+        if isinstance(key, str) and isinstance(secret, str):
+            self.server.add_provision_profile(key, secret)
+
+    def close(self) -> None:
+        server = self.server
+        server.stop()
+        self._printer.join(timeout=2)
+        for name in server.devices():
+            err(f"run: dev server stored for {name!r}:")
+            latest = server.latest_telemetry(name)
+            if latest:
+                err(f"  telemetry (latest): {latest}")
+            attrs = server.client_attributes(name)
+            if attrs:
+                err(f"  client attributes: {attrs}")
+            for claim in server.claims(name):
+                err(f"  claim: secret {claim.secret_key!r}, {claim.duration_ms} ms")
+            for rpc in server.client_rpc_requests(name):
+                err(f"  client RPC: {rpc.method}({rpc.params}) -> {rpc.reply}")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs the script named in ``args``; returns the exit code."""
-    print("run: not implemented yet", file=sys.stderr, flush=True)
-    return EXIT_USAGE
+    """Runs the script named in ``args`` with the stand-ins in place.
+
+    Args:
+        args: from the ``run`` parser: ``script``, ``rest`` (options after the script and,
+            after ``--``, the script's arguments), ``server``, ``token``, ``devserver``,
+            ``quiet``, ``verbose``.
+
+    Returns:
+        The exit code: the script's, or one of ``EXIT_*``.
+    """
+    problem = _split_rest(args)
+    if problem:
+        err(f"run: {problem}")
+        return EXIT_USAGE
+    script = Path(args.script)
+    try:
+        source = script.read_text(encoding="utf-8")
+    except OSError as exc:
+        err(f"run: cannot read {args.script}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    if args.server and args.devserver:
+        err("run: --server and --devserver exclude each other")
+        return EXIT_USAGE
+    path = str(script.resolve())
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        err(_report.format_exception(exc).rstrip())
+        return EXIT_ERROR
+
+    undo_logging = _setup_logging(args.quiet, args.verbose)
+    dev: Optional[_DevServerHost] = None
+    host = port = None
+    if args.server:
+        host, port = args.server
+    try:
+        if args.devserver:
+            try:
+                dev = _DevServerHost(script.stem)
+            except OSError as exc:
+                err(f"run: cannot start the dev server: {exc}")
+                return EXIT_USAGE
+            host, port = dev.server.host, dev.server.port
+        redirect = Redirect(
+            host,
+            port,
+            args.token,
+            on_token=dev.add_token if dev else None,
+            on_provision=dev.add_profile if dev else None,
+        )
+        return _run_code(code, source, path, args.script_args, redirect, bool(args.server))
+    finally:
+        if dev is not None:
+            dev.close()
+        undo_logging()
+
+
+def _run_code(
+    code: Any, source: str, path: str, argv: list[str], redirect: Redirect, server: bool
+) -> int:
+    main = ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    saved_main = sys.modules.get("__main__")
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [path, *argv]
+    sys.path.insert(0, str(Path(path).parent))
+    sys.modules["__main__"] = main
+    undo_standins = _standins.install()
+    undo_redirect = redirect.install()
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        try:
+            exec(code, main.__dict__)
+            rc = EXIT_OK
+        except SystemExit as exc:
+            rc = _exit_code(exc)
+        except _state.MachineReset as exc:
+            err(f"run: {exc.what} called: a board would restart here; the run ends")
+            rc = EXIT_RESET
+        except (KeyboardInterrupt, _Terminated) as exc:
+            line = _report.script_line(exc.__traceback__, path)
+            where = f" at {Path(path).name} line {line}" if line else ""
+            what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+            err(f"run: interrupted ({what}){where}")
+            rc = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+        except BaseException as exc:  # any other error of the script: its traceback
+            err(_report.format_exception(exc).rstrip())
+            _hints(exc, source, path, server)
+            rc = EXIT_ERROR
+        # Design: a board's reset drops the connection; here the clients the script left
+        # connected are disconnected so that queued QoS 1 messages are flushed (bounded).
+        _state.run_cleanups()
+        n = redirect.disconnect_all()
+        if n:
+            err(f"run: disconnected {n} client{'s' if n != 1 else ''} the script left connected")
+        return rc
+    finally:
+        _state.run_cleanups()
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+        undo_redirect()
+        undo_standins()
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+
+
+def _exit_code(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return EXIT_OK
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code
+    err(code)
+    return EXIT_ERROR
+
+
+def _hints(exc: BaseException, source: str, path: str, server: bool) -> None:
+    line = _report.script_line(exc.__traceback__, path)
+    if isinstance(exc, TypeError) and "set" in str(exc) and line is not None:
+        hint = _report.set_literal_hint(source, line)
+        if hint:
+            err(hint)
+    if isinstance(exc, ValueError) and "port must be an int" in str(exc) and not server:
+        err("hint: a placeholder port? run with --server HOST:PORT (or --devserver)")

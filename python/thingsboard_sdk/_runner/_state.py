@@ -1,0 +1,49 @@
+"""State shared by the runner and its stand-in modules while one script runs.
+
+The stand-ins (``stubs/``) are loaded under their MicroPython names (``machine``,
+``network``, ...); they reach the runner only through this module.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, List
+
+# Exit code when the script calls machine.reset()/soft_reset()/deepsleep(): a board would
+# restart; the host ends the run instead (documented in docs/runner.md).
+EXIT_RESET = 3
+
+
+class MachineReset(BaseException):
+    """Raised by ``machine.reset()``: ends the script as a board reset would.
+
+    A ``BaseException`` so that a script's ``except Exception`` does not swallow it, just as
+    nothing in a script runs after a real reset.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+# Callables run once the script ended (stop timers, ...); guarded for timer threads.
+_cleanups: List[Callable[[], Any]] = []
+_lock = threading.Lock()
+
+
+def at_end(fn: Callable[[], Any]) -> None:
+    """Registers ``fn`` to run when the script ends (any way)."""
+    with _lock:
+        _cleanups.append(fn)
+
+
+def run_cleanups() -> None:
+    """Runs (and forgets) everything registered with :func:`at_end`, newest first."""
+    with _lock:
+        todo = _cleanups[::-1]
+        _cleanups.clear()
+    for fn in todo:
+        try:
+            fn()
+        except Exception:  # a cleanup must not hide the script's own outcome
+            pass

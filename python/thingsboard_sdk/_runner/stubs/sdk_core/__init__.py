@@ -1,0 +1,1 @@
+"""``sdk_core`` stand-in: the MicroPython SDK's core package, as aliases of thingsboard_sdk."""

@@ -1,0 +1,3 @@
+"""``ubinascii`` stand-in: CPython's ``binascii``."""
+
+from binascii import *  # noqa: F403

@@ -1,0 +1,3 @@
+"""``ujson`` stand-in: CPython's ``json``."""
+
+from json import dump, dumps, load, loads  # noqa: F401

@@ -1,0 +1,3 @@
+"""``uselect`` stand-in: CPython's ``select``."""
+
+from select import *  # noqa: F403

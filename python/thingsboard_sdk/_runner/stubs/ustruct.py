@@ -1,0 +1,3 @@
+"""``ustruct`` stand-in: CPython's ``struct``."""
+
+from struct import *  # noqa: F403
