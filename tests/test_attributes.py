@@ -58,6 +58,26 @@ def test_request_attributes_returns_request_id(client, tb_peer):
     assert client.request_attributes(shared_keys=["x"], callback=lambda r, e=None: None) == 2
 
 
+def test_request_attributes_callback_tuple_gets_its_extra_argument(client, tb_peer):
+    # The reference also accepts (callback, extra) and calls callback(result, exc, extra).
+    tb_peer.answer_attribute_requests({"shared": {"c": 1}})
+    results = []
+    client.request_attributes(
+        shared_keys=["c"], callback=(lambda r, e, extra: results.append((r, e, extra)), "tag")
+    )
+    assert results == [({"shared": {"c": 1}}, None, "tag")]
+
+
+def test_request_attributes_callback_tuple_gets_the_timeout_too(make_client, tb_peer):
+    client = make_client(request_timeout=0.3)
+    results = []
+    client.request_attributes(
+        shared_keys=["c"], callback=(lambda r, e, extra: results.append((r, e, extra)), 7)
+    )
+    assert len(results) == 1 and results[0][0] is None and results[0][2] == 7
+    assert isinstance(results[0][1], TimeoutError)
+
+
 def test_request_attributes_empty_response(client, tb_peer):
     tb_peer.answer_attribute_requests({})
     results = []

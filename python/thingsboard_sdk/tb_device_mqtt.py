@@ -314,7 +314,8 @@ class TBDeviceMqttClient:
 
         Other messages are dispatched meanwhile. ``callback(result, None)`` gets the response
         (``{"client": {...}, "shared": {...}}``); after ``timeout`` seconds (default:
-        ``request_timeout``) it gets ``(None, TimeoutError)`` instead.
+        ``request_timeout``) it gets ``(None, TimeoutError)`` instead. As in the reference,
+        ``callback`` may also be ``(function, extra)``: ``function(result, exc, extra)``.
 
         Returns:
             The request id (host extra).
@@ -371,7 +372,7 @@ class TBDeviceMqttClient:
             return
         if table is self._attr_callbacks:
             exc = TimeoutError(f"no response to attribute request {rid} within {timeout:g} s")
-            self._call(cb, None, exc)
+            self._call_attr(cb, None, exc)
         else:
             exc = TimeoutError(f"no response to RPC call {rid} within {timeout:g} s")
             self._call(cb, rid, None, exc)
@@ -512,6 +513,13 @@ class TBDeviceMqttClient:
                 self.current_firmware_info[FW_STATE_ATTR] = "FAILED"
             log.warning("firmware %s %s failed: %s", ev[1], ev[2], ev[3])
 
+    def _call_attr(self, cb: Any, result: Any, exc: Optional[BaseException]) -> None:
+        # The reference also takes ``(callback, extra)`` and calls callback(result, exc, extra).
+        if isinstance(cb, tuple) and len(cb) == 2 and callable(cb[0]):
+            self._call(cb[0], result, exc, cb[1])
+        else:
+            self._call(cb, result, exc)
+
     def _dispatch(self, events: list) -> None:
         for ev in events:
             kind = ev[0]
@@ -540,7 +548,7 @@ class TBDeviceMqttClient:
                     shared = value.get("shared", {})
                     self._set_firmware_info(shared if isinstance(shared, dict) else {})
                 if cb is not None:
-                    self._call(cb, value, None)
+                    self._call_attr(cb, value, None)
             elif kind == "rpc_response":
                 rid, value, timed_out = ev[1], ev[2], ev[3]
                 cb = self._rpc_callbacks.pop(rid, None)
