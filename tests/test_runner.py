@@ -59,7 +59,8 @@ def interrupt(run_py: Any, proc: subprocess.Popen[bytes]) -> tuple:
 
 
 def server_args(server: Any, token: str) -> list[str]:
-    return ["--server", f"{server.host}:{server.port}", "--token", token]
+    # --token=... : a generated token may start with "-"
+    return ["--server", f"{server.host}:{server.port}", f"--token={token}"]
 
 
 def write(tmp_path: Path, name: str, code: str) -> Path:
