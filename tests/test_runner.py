@@ -273,3 +273,33 @@ def test_ticks_are_monotonic_within_a_run():
     assert _mptime.ticks_diff(b, a) >= 0
     assert _mptime.ticks_diff(_mptime.ticks_add(a, -10), a) == -10
     assert time.monotonic() > 0
+
+
+def test_firmware_update_shows_progress_and_the_saved_file(tmp_path, run_py, tb_devserver):
+    token = tb_devserver.add_device("ota-script")
+    image = bytes(range(256)) * 1024  # 256 KiB
+    script = write(
+        tmp_path,
+        "ota.py",
+        """
+        from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+        client = TBDeviceMqttClient("YOUR_HOST", port="YOUR_PORT", access_token="TOKEN",
+                                    chunk_size=16384)
+        client.connect()
+        print("connected")
+        while client.current_firmware_info.get("fw_state") != "UPDATED":
+            client.wait_for_msg()
+        print("now running", client.current_firmware_info["current_fw_version"])
+        client.disconnect()
+        """,
+    )
+    proc = spawn_runner(run_py, script, *server_args(tb_devserver, token))
+    assert proc.stdout is not None
+    assert proc.stdout.readline().decode().strip() == "connected"
+    tb_devserver.set_firmware("ota-script", image, "app.bin", "7.1")
+    out, err = run_py.finish(proc, timeout=60)
+    assert proc.returncode == 0, err
+    assert "now running 7.1" in out
+    assert "firmware [" in err and "100% 256.0 KiB of 256.0 KiB" in err
+    assert f"saved to {run_py.workdir / 'app.bin'}" in err
+    assert (run_py.workdir / "app.bin").read_bytes() == image

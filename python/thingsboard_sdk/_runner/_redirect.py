@@ -15,6 +15,7 @@ import weakref
 from typing import Any, Callable, Optional
 
 from .. import provision_client, tb_device_mqtt
+from ._progress import FirmwareProgress, firmware_saved
 
 log = logging.getLogger("thingsboard_sdk.runner")
 
@@ -98,6 +99,12 @@ class Redirect:
             bound.apply_defaults()
             a = bound.arguments
             a["host"], a["port"] = self._target(a["host"], a["port"])
+            # A firmware update shows a progress bar and where the image went, unless the
+            # script handles those itself.
+            if a.get("on_firmware_progress") is None:
+                a["on_firmware_progress"] = FirmwareProgress()
+            if a.get("on_firmware_update") is None:
+                a["on_firmware_update"] = firmware_saved
             token = a.get("access_token")
             if self.token is not None and token not in self.provisioned_tokens:
                 a["access_token"] = self.token
