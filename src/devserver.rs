@@ -27,6 +27,21 @@ use tb_devserver::{
 /// How long a blocked call waits between checks for Ctrl-C.
 const SIGNAL_SLICE: Duration = Duration::from_millis(50);
 
+/// `Config::log_scope`: attaches to the interpreter once for a batch of log records. Design:
+/// pyo3-log takes the GIL per record, and on a server thread that has no Python thread state
+/// each take creates and destroys one (an mmap and munmap); that was three quarters of the
+/// server's CPU per QoS 1 telemetry message (`perf record`, benches/devserver_scale.py part 2).
+/// Inside the scope pyo3-log's own attach is a nested one and costs almost nothing.
+fn log_scope(forward: &mut dyn FnMut()) {
+    // False once Python is exiting (see `Logger` in lib.rs): then no record reaches Python.
+    if log::log_enabled!(target: tb_devserver::LOG_TARGET, log::Level::Info)
+        && Python::try_attach(|_py| forward()).is_some()
+    {
+        return;
+    }
+    forward();
+}
+
 /// The single conversion of the server's errors into Python exceptions.
 fn py_err(e: DevServerError) -> PyErr {
     let msg = e.to_string();
@@ -240,6 +255,7 @@ impl DevServer {
             gateway_rate_limits: RateLimits::default(),
             max_telemetry_per_device: max_telemetry_per_device.max(1),
             worker_threads: worker_threads.max(1),
+            log_scope: Some(log_scope),
         };
         // Design: the runtime is ours (not `DevServer::start`'s) so that `stop` can wait for
         // its threads to end: once `stop` returns, the listening socket is closed and the

@@ -28,7 +28,9 @@
 //!   dropping it shuts everything down. [`DevServerHandle`] is `Clone + Send + Sync`; every
 //!   method may be called from any thread, and blocking ones take a timeout.
 //! * Human-readable log lines (one per connection, upload, RPC, provisioning) go to the
-//!   `log` crate under target [`LOG_TARGET`] and to every [`LogStream`].
+//!   `log` crate under target [`LOG_TARGET`] and to every [`LogStream`]; a connection's lines
+//!   go out together once per wake-up, before the replies to the packets that caused them
+//!   are written, inside [`Config::log_scope`] if set.
 //!
 //! # Example
 //! ```no_run
@@ -63,7 +65,7 @@ pub use codec::MqttVersion;
 pub use firmware::{ChecksumAlgorithm, UnknownAlgorithm};
 pub use server::{
     ClientRpcHandler, ClientRpcRequest, Config, DevServer, DevServerError, DevServerHandle,
-    LogStream, RateLimits, RpcCall, LOG_TARGET,
+    LogScope, LogStream, RateLimits, RpcCall, LOG_TARGET,
 };
 pub use store::{
     Claim, ClientRpcRecord, ConnectionEvent, ConnectionEventKind, Credentials, DeviceSpec,

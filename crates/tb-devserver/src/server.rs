@@ -68,7 +68,15 @@ pub struct Config {
     pub max_telemetry_per_device: usize,
     /// Worker threads of the runtime [`DevServer::start`] creates (1).
     pub worker_threads: usize,
+    /// Runs around each batch of log records the server hands to the `log` crate (all the
+    /// lines one connection produced in one wake-up), or `None` to hand them over bare.
+    /// The Python binding attaches to the interpreter here, so that pyo3-log's records
+    /// share one thread state instead of creating and destroying one per record.
+    pub log_scope: Option<LogScope>,
 }
+
+/// See [`Config::log_scope`]: must call its argument exactly once.
+pub type LogScope = fn(&mut dyn FnMut());
 
 impl Default for Config {
     fn default() -> Self {
@@ -89,6 +97,7 @@ impl Default for Config {
             gateway_rate_limits: RateLimits::default(),
             max_telemetry_per_device: 10_000,
             worker_threads: 1,
+            log_scope: None,
         }
     }
 }
@@ -202,20 +211,50 @@ impl LogStream {
 /// Capacity of each log stream; lines beyond it are dropped, never blocking the server.
 const LOG_STREAM_CAPACITY: usize = 10_000;
 
-#[derive(Default)]
 pub(crate) struct LogHub {
     subscribers: Mutex<Vec<SyncSender<String>>>,
+    scope: Option<LogScope>,
 }
 
 impl LogHub {
+    pub(crate) fn new(scope: Option<LogScope>) -> Self {
+        LogHub {
+            subscribers: Mutex::default(),
+            scope,
+        }
+    }
+
     pub(crate) fn emit(&self, line: String) {
-        log::info!(target: LOG_TARGET, "{line}");
+        self.emit_all(std::slice::from_ref(&line));
+    }
+
+    /// Logs `lines` in order: to the `log` crate (inside [`Config::log_scope`]), then to every
+    /// stream. Design: one call per batch, because entering the scope can cost more than the
+    /// record (pyo3-log takes the GIL, creating a Python thread state each time).
+    pub(crate) fn emit_all(&self, lines: &[String]) {
+        if lines.is_empty() {
+            return;
+        }
+        let mut forward = || {
+            for line in lines {
+                log::info!(target: LOG_TARGET, "{line}");
+            }
+        };
+        match self.scope {
+            Some(scope) => scope(&mut forward),
+            None => forward(),
+        }
         let mut subs = self.subscribers.lock();
+        if subs.is_empty() {
+            return;
+        }
         subs.retain(|tx| {
-            !matches!(
-                tx.try_send(line.clone()),
-                Err(TrySendError::Disconnected(_))
-            )
+            lines.iter().all(|line| {
+                !matches!(
+                    tx.try_send(line.clone()),
+                    Err(TrySendError::Disconnected(_))
+                )
+            })
         });
     }
 }
@@ -300,10 +339,10 @@ impl DevServer {
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
+            logs: LogHub::new(config.log_scope),
             config,
             state: Mutex::new(Store::default()),
             changed: Condvar::new(),
-            logs: LogHub::default(),
             rpc_handler: Mutex::new(None),
             conn_seq: AtomicU64::new(0),
             live: AtomicUsize::new(0),

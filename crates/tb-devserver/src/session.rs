@@ -200,6 +200,7 @@ async fn run_connection(
             _ = &mut sleep => s.on_timer(),
             _ = shutdown.changed() => s.close("server shutting down", 0x8b),
         }
+        s.flush_logs();
         if !s.out.is_empty() {
             let write = tokio::time::timeout(write_timeout, stream.write_all(&s.out)).await;
             if !matches!(write, Ok(Ok(()))) && s.closed.is_none() {
@@ -220,6 +221,7 @@ async fn run_connection(
     }
     let _ = stream.shutdown().await;
     s.finish();
+    s.flush_logs();
 }
 
 enum Role {
@@ -251,6 +253,8 @@ struct Session {
     provision_close_at: Option<Instant>,
     /// Set once the connection is to be closed: the reason.
     closed: Option<String>,
+    /// Log lines of this wake-up, emitted together before its replies are written.
+    logs: Vec<String>,
     /// messages, telemetry messages, telemetry data points.
     buckets: [Option<Buckets>; 3],
 }
@@ -280,19 +284,27 @@ impl Session {
             last_activity: Instant::now(),
             provision_close_at: None,
             closed: None,
+            logs: Vec::new(),
             buckets: [None, None, None],
         }
     }
 
-    fn log(&self, msg: String) {
+    fn log(&mut self, msg: String) {
         let who = match &self.role {
             Role::Device(name) => format!(" \"{name}\""),
             Role::Provision => " provisioning".to_string(),
             Role::PreConnect => String::new(),
         };
-        self.inner
-            .logs
-            .emit(format!("[conn {}]{who} {msg}", self.conn_id));
+        self.logs
+            .push(format!("[conn {}]{who} {msg}", self.conn_id));
+    }
+
+    /// Emits the lines [`log`](Self::log) collected. Design: called once per wake-up, before
+    /// the replies are written, so a client that saw its PUBACK finds the line logged, and the
+    /// log scope (the GIL, in Python) is entered once for all packets of one read.
+    fn flush_logs(&mut self) {
+        self.inner.logs.emit_all(&self.logs);
+        self.logs.clear();
     }
 
     fn version(&self) -> MqttVersion {

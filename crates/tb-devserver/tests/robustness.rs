@@ -94,6 +94,48 @@ fn log_stream_has_a_line_per_connection_and_upload() {
     );
 }
 
+static SCOPE_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counting_scope(forward: &mut dyn FnMut()) {
+    SCOPE_CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    forward();
+}
+
+#[test]
+fn pipelined_uploads_are_logged_in_order_before_their_pubacks() {
+    let s = server_with(tb_devserver::Config {
+        log_scope: Some(counting_scope),
+        ..Default::default()
+    });
+    let mut c = Client::device(s.local_addr());
+    let logs = s.log_stream();
+    let mut burst = Vec::new();
+    for (i, t) in [(1u16, "1"), (2, "2"), (3, "3")] {
+        burst.extend(publish(
+            "v1/devices/me/telemetry",
+            1,
+            i,
+            format!("{{\"t\":{t}}}").as_bytes(),
+        ));
+    }
+    c.send(&burst);
+    for i in 1..=3u8 {
+        assert_eq!(c.frame(), [0x40, 2, 0, i]);
+    }
+    // Lines are emitted before the PUBACKs are written: no waiting needed.
+    let lines: Vec<String> = std::iter::from_fn(|| logs.try_recv()).collect();
+    let uploads: Vec<&String> = lines.iter().filter(|l| l.contains("telemetry")).collect();
+    assert_eq!(uploads.len(), 3, "{lines:?}");
+    for (line, t) in uploads.iter().zip(["1", "2", "3"]) {
+        assert!(
+            line.ends_with(&format!("telemetry (1 values): {{\"t\":{t}}}")),
+            "{line}"
+        );
+    }
+    let calls = SCOPE_CALLS.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((1..=lines.len() + 2).contains(&calls), "{calls} scopes");
+}
+
 #[test]
 fn shutdown_closes_connections_and_frees_the_port() {
     let s = server();
