@@ -185,7 +185,19 @@ def cmd_devserver(args: argparse.Namespace) -> int:
         pass
     # Design: from here on Ctrl-C, wherever it lands, stops the server and exits 0.
     try:
-        stream = server.log_stream()
+        if args.quiet:
+            # No log stream: every line it queued would wake this thread (and take the GIL
+            # from the server's log scope) only to be thrown away. recv() sleeps until
+            # Ctrl-C or SIGTERM interrupts it; the server stops only in `finally` below.
+            from types import SimpleNamespace
+
+            def sleep_until_interrupted(_timeout: Optional[float]) -> Optional[str]:
+                while True:
+                    time.sleep(3600)
+
+            stream: Any = SimpleNamespace(recv=sleep_until_interrupted)
+        else:
+            stream = server.log_stream()
         try:
             for name, token in devices:
                 server.add_device(name, token)
