@@ -185,19 +185,9 @@ def cmd_devserver(args: argparse.Namespace) -> int:
         pass
     # Design: from here on Ctrl-C, wherever it lands, stops the server and exits 0.
     try:
-        if args.quiet:
-            # No log stream: every line it queued would wake this thread (and take the GIL
-            # from the server's log scope) only to be thrown away. recv() sleeps until
-            # Ctrl-C or SIGTERM interrupts it; the server stops only in `finally` below.
-            from types import SimpleNamespace
-
-            def sleep_until_interrupted(_timeout: Optional[float]) -> Optional[str]:
-                while True:
-                    time.sleep(3600)
-
-            stream: Any = SimpleNamespace(recv=sleep_until_interrupted)
-        else:
-            stream = server.log_stream()
+        # With --quiet no log stream: every line it queued would wake this thread (and take
+        # the GIL from the server's log scope) only to be thrown away.
+        stream = None if args.quiet else server.log_stream()
         try:
             for name, token in devices:
                 server.add_device(name, token)
@@ -235,12 +225,14 @@ def _serve(server: Any, stream: Any, devices: list, args: argparse.Namespace) ->
         pub = f"mosquitto_pub -h {server.host} -p {server.port} -u {DEMO_DEVICE_TOKEN}"
         _out(f"try: {pub} -t v1/devices/me/telemetry -m '{{\"temperature\":25}}'")
     _out("press Ctrl-C to stop")
+    if stream is None:
+        while True:  # until Ctrl-C or SIGTERM; the server stops in cmd_devserver's finally
+            time.sleep(3600)
     while True:
         line = stream.recv(None)
         if line is None:  # the server stopped
             return
-        if not args.quiet:
-            _out(f"{time.strftime('%H:%M:%S')} {line}")
+        _out(f"{time.strftime('%H:%M:%S')} {line}")
 
 
 # ---- demo ---------------------------------------------------------------------------------------
