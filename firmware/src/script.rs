@@ -70,9 +70,7 @@ impl Checker {
         }
     }
 
-    /// The next transmit must be a device session's SUBSCRIBE: the reference's four filters,
-    /// then the two firmware-update filters (spec 11.2: chunks come without a subscription,
-    /// but subscribing makes mosquitto, which routes only what is subscribed, deliver them).
+    /// The next transmit must be a device session's SUBSCRIBE: the reference's four filters.
     fn device_subscribe(&mut self, dev: &mut Device, now: Millis) {
         self.subscribe(
             dev,
@@ -82,9 +80,20 @@ impl Checker {
                 "v1/devices/me/attributes/response/+",
                 "v1/devices/me/rpc/request/+",
                 "v1/devices/me/rpc/response/+",
-                "v2/fw/response/+/chunk/+",
-                "v2/fw/error",
             ],
+            QoS::AtLeastOnce,
+        );
+    }
+
+    /// The next transmit must be the SUBSCRIBE to the firmware filters that comes once per
+    /// connection, before its first chunk request (spec 11.2: chunks come without a
+    /// subscription on ThingsBoard, but a broker such as mosquitto routes only what is
+    /// subscribed).
+    fn firmware_subscribe(&mut self, dev: &mut Device, now: Millis) {
+        self.subscribe(
+            dev,
+            now,
+            &["v2/fw/response/+/chunk/+", "v2/fw/error"],
             QoS::AtLeastOnce,
         );
     }

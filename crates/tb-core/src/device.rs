@@ -214,6 +214,9 @@ pub struct Device {
     cfg: Config,
     connected: bool,
     subscribe_due: bool,
+    /// Whether this connection subscribed to the firmware filters (before its first chunk
+    /// request; see [`topics::FIRMWARE_SUBSCRIPTIONS`]).
+    fw_subscribed: bool,
     next_msg: u64,
     next_attr_request: u32,
     next_rpc: u32,
@@ -241,6 +244,7 @@ impl Device {
             cfg,
             connected: false,
             subscribe_due: false,
+            fw_subscribed: false,
             next_msg: 0,
             next_attr_request: 0,
             next_rpc: 0,
@@ -569,6 +573,7 @@ impl Device {
         self.requeue_inflight();
         self.connected = true;
         self.subscribe_due = true;
+        self.fw_subscribed = false;
         self.drop_queued_chunk_requests();
         if self.fw.is_downloading() {
             let mut out = Vec::new();
@@ -775,7 +780,8 @@ impl Device {
     }
 
     /// The next thing to send, while connected: first the subscriptions after a CONNACK, then
-    /// queued publishes in order. A publish stays held until [`handle_puback`] names it (for
+    /// queued publishes in order (the firmware filters are subscribed just before the
+    /// connection's first chunk request). A publish stays held until [`handle_puback`] names it (for
     /// QoS 0, once the host wrote it), and is sent again after a reconnect until then.
     ///
     /// [`handle_puback`]: Device::handle_puback
@@ -786,10 +792,7 @@ impl Device {
         if self.subscribe_due {
             self.subscribe_due = false;
             let filters: &'static [&'static str] = match self.cfg.mode {
-                Mode::Device if self.fw.enabled() => &topics::DEVICE_SUBSCRIPTIONS,
-                Mode::Device => {
-                    &topics::DEVICE_SUBSCRIPTIONS[..topics::DEVICE_SUBSCRIPTIONS_WITHOUT_FIRMWARE]
-                }
+                Mode::Device => &topics::DEVICE_SUBSCRIPTIONS,
                 Mode::Provisioning => &topics::PROVISION_SUBSCRIPTIONS,
             };
             return Some(Transmit::Subscribe {
@@ -797,8 +800,22 @@ impl Device {
                 qos: self.cfg.qos,
             });
         }
+        let chunk_request = self
+            .queued
+            .front()?
+            .topic
+            .starts_with(topics::FW_REQUEST_PREFIX);
+        if chunk_request && !self.fw_subscribed {
+            // Before this connection's first chunk request; the broker handles the SUBSCRIBE
+            // before the request, so the answer cannot arrive unrouted.
+            self.fw_subscribed = true;
+            return Some(Transmit::Subscribe {
+                filters: &topics::FIRMWARE_SUBSCRIPTIONS,
+                qos: self.cfg.qos,
+            });
+        }
         let p = self.queued.pop_front()?;
-        if p.topic.starts_with(topics::FW_REQUEST_PREFIX) {
+        if chunk_request {
             // The chunk timer runs from when the request leaves, not from when it was queued.
             self.fw.request_sent(now);
         }

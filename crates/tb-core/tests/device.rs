@@ -18,8 +18,6 @@ fn connected(cfg: Config) -> Device {
                     "v1/devices/me/attributes/response/+",
                     "v1/devices/me/rpc/request/+",
                     "v1/devices/me/rpc/response/+",
-                    "v2/fw/response/+/chunk/+",
-                    "v2/fw/error",
                 ]
             );
             assert_eq!(qos, cfg_qos(&d));

@@ -77,13 +77,34 @@ fn device(chunk_size: usize) -> Device {
                 "v1/devices/me/attributes/response/+",
                 "v1/devices/me/rpc/request/+",
                 "v1/devices/me/rpc/response/+",
-                "v2/fw/response/+/chunk/+",
-                "v2/fw/error",
             ]
         ),
         other => panic!("expected SUBSCRIBE, got {other:?}"),
     }
     d
+}
+
+const DEVICE_SUBSCRIBE: &str = "SUBSCRIBE v1/devices/me/attributes v1/devices/me/attributes/response/+ v1/devices/me/rpc/request/+ v1/devices/me/rpc/response/+";
+const FW_SUBSCRIBE: &str = "SUBSCRIBE v2/fw/response/+/chunk/+ v2/fw/error";
+
+/// Everything the device sends now, as topics (`SUBSCRIBE` and its filters for a subscribe),
+/// acknowledging the publishes when `ack`.
+fn sends(d: &mut Device, ack: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(tx) = d.poll_transmit(0) {
+        match tx {
+            Transmit::Publish(p) => {
+                out.push(p.topic.to_string());
+                if ack {
+                    d.handle_puback(p.id);
+                }
+            }
+            Transmit::Subscribe { filters, .. } => {
+                out.push(format!("SUBSCRIBE {}", filters.join(" ")));
+            }
+        }
+    }
+    out
 }
 
 fn push(d: &mut Device, now: u64, attrs: &Value) {
@@ -110,6 +131,8 @@ struct Server {
     answer: bool,
     /// Responses not yet delivered.
     outbox: Vec<(String, Vec<u8>)>,
+    /// SUBSCRIBEs to the firmware filters, in order.
+    fw_subscribes: usize,
 }
 
 impl Server {
@@ -149,10 +172,22 @@ impl Server {
     /// Takes what the device sends (acknowledging it) and queues the answers.
     fn receive(&mut self, d: &mut Device, now: u64) {
         while let Some(tx) = d.poll_transmit(now) {
-            let Transmit::Publish(p) = tx else { continue };
+            let p = match tx {
+                Transmit::Publish(p) => p,
+                Transmit::Subscribe { filters, .. } => {
+                    if filters == ["v2/fw/response/+/chunk/+", "v2/fw/error"] {
+                        self.fw_subscribes += 1;
+                    }
+                    continue;
+                }
+            };
             d.handle_puback(p.id);
             if p.topic.starts_with("v2/fw/request/") {
                 assert_eq!(p.qos, tb_core::QoS::AtLeastOnce);
+                assert!(
+                    self.fw_subscribes > 0,
+                    "a chunk request before the firmware SUBSCRIBE"
+                );
                 let payload = String::from_utf8(p.payload.clone()).unwrap();
                 self.requests.push((p.topic.to_string(), payload));
                 if self.answer {
@@ -512,23 +547,27 @@ fn a_request_not_yet_acknowledged_at_the_drop_is_replaced_not_resent() {
     let mut d = device(4096);
     let mut host = Host::default();
     push(&mut d, 0, &offer("t", "2", &data, ChecksumAlgorithm::Crc32));
-    let mut sent = Vec::new();
-    while let Some(Transmit::Publish(p)) = d.poll_transmit(0) {
-        sent.push(p.topic.to_string()); // never acknowledged
-    }
-    assert_eq!(sent, ["v1/devices/me/telemetry", "v2/fw/request/1/chunk/0"]);
+    let sent = sends(&mut d, false);
+    assert_eq!(
+        sent,
+        [
+            "v1/devices/me/telemetry",
+            FW_SUBSCRIBE,
+            "v2/fw/request/1/chunk/0"
+        ]
+    );
     d.handle_disconnected();
     d.handle_connected();
-    let mut again = Vec::new();
-    while let Some(tx) = d.poll_transmit(0) {
-        if let Transmit::Publish(p) = tx {
-            again.push(p.topic.to_string());
-            d.handle_puback(p.id);
-        }
-    }
+    let again = sends(&mut d, true);
+    // Each connection subscribes again: ThingsBoard keeps no subscriptions (spec 2.7).
     assert_eq!(
         again,
-        ["v1/devices/me/telemetry", "v2/fw/request/2/chunk/0"]
+        [
+            DEVICE_SUBSCRIBE,
+            "v1/devices/me/telemetry",
+            FW_SUBSCRIBE,
+            "v2/fw/request/2/chunk/0"
+        ]
     );
     assert_eq!(d.unacknowledged_qos1(), 0);
     host.drain(&mut d);
@@ -873,20 +912,15 @@ fn a_chunk_request_of_an_ended_download_is_not_resent_after_reconnect() {
     let mut d = device(4096);
     let mut host = Host::default();
     push(&mut d, 0, &offer("t", "2", &data, ChecksumAlgorithm::Md5));
-    let mut sent = Vec::new();
-    while let Some(Transmit::Publish(p)) = d.poll_transmit(0) {
-        sent.push(p.topic.to_string()); // never acknowledged
-    }
-    assert_eq!(sent[1], "v2/fw/request/1/chunk/0");
+    let sent = sends(&mut d, false);
+    assert_eq!(sent[2], "v2/fw/request/1/chunk/0");
     assert!(d.fail_firmware("disk full"));
     d.handle_disconnected();
     d.handle_connected();
-    let mut again = Vec::new();
-    while let Some(tx) = d.poll_transmit(0) {
-        if let Transmit::Publish(p) = tx {
-            again.push(p.topic.to_string());
-        }
-    }
+    let again: Vec<String> = sends(&mut d, false)
+        .into_iter()
+        .filter(|t| !t.starts_with("SUBSCRIBE"))
+        .collect();
     // DOWNLOADING again (unacknowledged telemetry is resent), FAILED, and no chunk request:
     // ThingsBoard would answer one for a removed assignment with NOT_FOUND and a disconnect.
     assert_eq!(

@@ -176,6 +176,10 @@ pub fn update(
     for n in 0..chunks {
         let topic = format!("v2/fw/request/{request_id}/chunk/{n}");
         let size: &[u8] = if whole { b"" } else { b"1024" };
+        if n == 0 && request_id == 1 {
+            // The connection's first download: the firmware filters first.
+            c.firmware_subscribe(dev, now);
+        }
         c.publish(dev, now, &topic, size);
         c.idle(dev, now); // one chunk in flight at a time
         c.eq(
