@@ -111,3 +111,35 @@ def test_device_group_answers_a_distinct_rpc_per_device(tb_devserver):
     finally:
         for c in clients:
             c.disconnect()
+
+
+def test_device_group_remove_stops_serving_that_client(tb_devserver):
+    tokens = [tb_devserver.add_device(f"rm-{i}") for i in range(2)]
+    clients = [
+        TBDeviceMqttClient(tb_devserver.host, tb_devserver.port, access_token=t) for t in tokens
+    ]
+    seen: list[int] = []
+    for i, c in enumerate(clients):
+        c.set_server_side_rpc_request_handler(
+            lambda rid, body, c=c, i=i: (seen.append(i), c.send_rpc_reply(rid, {"i": i}))
+        )
+    group = DeviceGroup(clients)
+    group.remove(clients[1])
+    group.remove(clients[1])  # not a member any more: ignored
+    assert len(group) == 1
+    try:
+        assert connect_all(clients, timeout=30) == 2
+        kept = tb_devserver.start_rpc("rm-0", "ping", {})
+        dropped = tb_devserver.start_rpc("rm-1", "ping", {})
+        deadline = time.monotonic() + 10
+        while not kept.poll()[0] and time.monotonic() < deadline:
+            group.wait_for_msg(timeout=0.5)
+        assert kept.poll() == (True, {"i": 0})
+        group.check_for_msg()
+        assert seen == [0] and dropped.poll()[0] is False
+        # The removed client is served by polling it directly.
+        clients[1].wait_for_msg(timeout=5)
+        assert seen == [0, 1]
+    finally:
+        for c in clients:
+            c.disconnect()

@@ -69,6 +69,11 @@ class DeviceGroup:
         self._clients[key] = client
         client._engine.attach_hub(self._hub, key)
 
+    def remove(self, client: TBDeviceMqttClient) -> None:
+        """Stops serving a client (a client not in the group is ignored); poll it yourself, or
+        add it to another group, from then on."""
+        self._clients.pop(id(client), None)
+
     def __len__(self) -> int:
         return len(self._clients)
 
