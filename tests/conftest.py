@@ -40,6 +40,13 @@ set_hypothesis_home_dir(tempfile.mkdtemp(prefix="tb-hypothesis-"))
 hypothesis_settings.register_profile("tb", database=None)
 hypothesis_settings.load_profile("tb")
 
+# A harness may start pytest with SIGINT ignored (a background job of a shell without job
+# control); every child would inherit that, and the Ctrl-C tests could not interrupt them. A
+# caught signal is reset to its default at exec, so catching it here gives each child a
+# working Ctrl-C.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -120,7 +120,9 @@ def test_rpc_led(run_py, tb_devserver):
     assert tb_devserver.send_rpc("led", "setLed", True, timeout=10) == {"led": 1}
     # the reply is deferred until the fade in the main loop is done
     assert tb_devserver.send_rpc("led", "setBrightness", 50, timeout=15) == {"brightness": 50}
-    assert tb_devserver.latest_telemetry("led") == {"brightness": 50}
+    # the telemetry follows the reply
+    latest = tb_devserver.wait_for(lambda: tb_devserver.latest_telemetry("led"), 10, "telemetry")
+    assert latest == {"brightness": 50}
     assert tb_devserver.send_rpc("led", "getLed", timeout=10) == {"led": 1, "brightness": 50}
     rc, out, err = interrupt(run_py, proc)
     assert "[machine] Pin(2) value 1" in err
