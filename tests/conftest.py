@@ -863,6 +863,19 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def spawn_cli(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
+    """Starts ``python -m thingsboard_sdk ARGS`` in ``cwd``, unbuffered, with piped output."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "thingsboard_sdk", *args],
+        cwd=cwd,
+        env=_child_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
+
+
 class PyRunner:
     """Runs python snippets in a fresh interpreter, from a temporary directory."""
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOST, PyRunner, _child_env
+from conftest import HOST, PyRunner, _child_env, spawn_cli
 from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
 
 
@@ -23,18 +23,6 @@ def run_cli(*args: str, cwd: Path, timeout: float = 60.0) -> subprocess.Complete
         capture_output=True,
         text=True,
         timeout=timeout,
-    )
-
-
-def spawn_cli(*args: str, cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "thingsboard_sdk", *args],
-        cwd=cwd,
-        env=_child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,
     )
 
 

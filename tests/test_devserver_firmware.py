@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HOST, PyRunner, _child_env
+from conftest import HOST, PyRunner, _child_env, spawn_cli
 from paho.mqtt.enums import CallbackAPIVersion
 
 ATTRS = "v1/devices/me/attributes"
@@ -335,25 +335,15 @@ def test_cli_firmware_option_assigns_and_serves(tmp_path):
     path = tmp_path / "build:1" / "lamp.bin"  # a ':' in the path is fine
     path.parent.mkdir()
     path.write_bytes(data)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "thingsboard_sdk",
-            "devserver",
-            "--port",
-            "0",
-            "--device",
-            "Lamp:LAMP_TOKEN",
-            "--firmware",
-            f"LAMP_TOKEN:{path}:lamp:1.2:MURMUR3_128",
-        ],
+    proc = spawn_cli(
+        "devserver",
+        "--port",
+        "0",
+        "--device",
+        "Lamp:LAMP_TOKEN",
+        "--firmware",
+        f"LAMP_TOKEN:{path}:lamp:1.2:MURMUR3_128",
         cwd=tmp_path,
-        env=_child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,
     )
     try:
         lines = PyRunner.read_until(proc, "press Ctrl-C to stop")

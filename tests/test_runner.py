@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import os
 import re
 import signal
 import subprocess
@@ -18,28 +17,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from conftest import spawn_cli
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("PYTHONPATH", None)
-    return env
 
 
 def spawn_runner(run_py: Any, script: Path, *options: str) -> subprocess.Popen[bytes]:
     """Starts ``python -m thingsboard_sdk run SCRIPT OPTIONS`` in the test's folder; the
     ``run_py`` fixture kills it if the test fails."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "thingsboard_sdk", "run", str(script), *options],
-        cwd=run_py.workdir,
-        env=_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,
-    )
+    proc = spawn_cli("run", str(script), *options, cwd=run_py.workdir)
     run_py.procs.append(proc)
     return proc
 

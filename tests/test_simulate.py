@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOST, PyRunner, _child_env, free_port
+from conftest import HOST, PyRunner, _child_env, free_port, spawn_cli
 
 N = 20
 
@@ -74,16 +74,19 @@ def test_devserver_mode_provisions_the_devices_and_the_server_gets_everything(tm
 
 
 def test_mosquitto_with_an_attribute_push_and_a_server_rpc(tmp_path, broker, tb_peer, token):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "thingsboard_sdk", "simulate", "--server"]
-        + [f"{broker.host}:{broker.port}", "--token-prefix", f"{token}-", "--devices", str(N)]
-        + ["--interval", "0.2", "--duration", "4"],
+    proc = spawn_cli(
+        "simulate",
+        "--server",
+        f"{broker.host}:{broker.port}",
+        "--token-prefix",
+        f"{token}-",
+        "--devices",
+        str(N),
+        "--interval",
+        "0.2",
+        "--duration",
+        "4",
         cwd=tmp_path,
-        env=_child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,
     )
     try:
         lines = PyRunner.read_until(proc, "devices to", timeout=30)
@@ -110,16 +113,7 @@ def test_mosquitto_with_an_attribute_push_and_a_server_rpc(tmp_path, broker, tb_
 
 
 def test_ctrl_c_prints_the_summary_and_exits_0(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "thingsboard_sdk", "simulate", "--devserver"]
-        + ["--devices", "5", "--interval", "0.1"],
-        cwd=tmp_path,
-        env=_child_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,
-    )
+    proc = spawn_cli("simulate", "--devserver", "--devices", "5", "--interval", "0.1", cwd=tmp_path)
     try:
         PyRunner.read_until(proc, "devices to", timeout=30)
         # The first progress line: the send loop runs.
