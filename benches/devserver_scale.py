@@ -30,8 +30,6 @@ import asyncio
 import json
 import os
 import resource
-import shutil
-import signal
 import statistics
 import struct
 import subprocess
@@ -44,21 +42,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _mqtt  # noqa: E402
+from run import Broker  # noqa: E402
 
 TOPIC = b"v1/devices/me/telemetry"
 TOKEN = "scale-{}"
 SINGLE_TOKEN = "bench-token"  # send_raw.py's default
-
-MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
-allow_anonymous true
-set_tcp_nodelay true
-max_connections -1
-persistence false
-log_dest file {log}
-log_type error
-log_type warning
-"""
 
 
 def log(msg: str) -> None:
@@ -420,38 +408,6 @@ def part1(args: argparse.Namespace) -> dict:
     }
 
 
-class Mosquitto:
-    def __init__(self, workdir: Path) -> None:
-        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(exe).exists():
-            raise SystemExit("mosquitto not found: apt-get install mosquitto")
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(MOSQUITTO_CONF.format(port=self.port, log=workdir / "mosquitto.log"))
-        self.proc = subprocess.Popen([exe, "-c", str(conf)], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("mosquitto did not start") from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def send_raw(port: int, args: argparse.Namespace, pid: int) -> dict:
     cmd = [
         sys.executable,
@@ -488,7 +444,8 @@ def part2(args: argparse.Namespace, workdir: Path) -> dict:
         f"{args.repeat} runs each"
     )
     server, port, _ = start_server(args, 0)
-    mosq = Mosquitto(workdir)
+    # mosquitto's own default in-flight window (20), as a plain broker would have it.
+    mosq = Broker(workdir, broker_inflight=20)
     runs: dict[str, list[dict]] = {"devserver": [], "mosquitto": []}
     try:
         for k in range(args.repeat):
