@@ -56,7 +56,7 @@ def write(tmp_path: Path, name: str, code: str) -> Path:
 
 
 def test_stand_ins_exist_only_while_the_script_runs(tmp_path, capsys):
-    from thingsboard_sdk.__main__ import build_parser
+    from thingsboard_sdk.__main__ import parse_args
 
     script = write(
         tmp_path,
@@ -106,7 +106,7 @@ def test_stand_ins_exist_only_while_the_script_runs(tmp_path, capsys):
         """,
     )
     meta_path = list(sys.meta_path)
-    args = build_parser().parse_args(["run", str(script), "--", "--count", "3"])
+    args = parse_args(["run", str(script), "--", "--count", "3"])
     from thingsboard_sdk._runner import run
 
     assert run(args) == 0
@@ -114,7 +114,7 @@ def test_stand_ins_exist_only_while_the_script_runs(tmp_path, capsys):
     assert "INSIDE-OK" in out, err
     assert "[machine] Pin(5) value 1" in err
     assert "[machine] PWM(5) duty_u16 1000" in err
-    for name in ("network", "machine", "utime", "mip", "sdk_core", "micropython", "ujson"):
+    for name in ("network", "machine", "utime", "mip", "sdk_core", "micropython", "tb_device_mqtt"):
         assert name not in sys.modules
         assert importlib.util.find_spec(name) is None, name
     assert not hasattr(time, "sleep_ms") and not hasattr(time, "ticks_diff")
@@ -289,3 +289,189 @@ def test_firmware_update_shows_progress_and_the_saved_file(tmp_path, run_py, tb_
     assert "firmware [" in err and "100% 256.0 KiB of 256.0 KiB" in err
     assert f"saved to {run_py.workdir / 'app.bin'}" in err
     assert (run_py.workdir / "app.bin").read_bytes() == image
+
+
+# ---- the copied SDK's import path, signals, options -------------------------------------------
+
+
+def test_copied_sdk_modules_import_at_top_level(tmp_path, run_py, tb_devserver):
+    """Projects copy tb_device_mqtt.py onto the board and import it from the top."""
+    token = tb_devserver.add_device("copied")
+    script = write(
+        tmp_path,
+        "copied.py",
+        """
+        from tb_device_mqtt import TBDeviceMqttClient
+        from provision_client import ProvisionClient
+        import thingsboard_sdk.tb_device_mqtt as real
+        assert TBDeviceMqttClient is real.TBDeviceMqttClient
+        client = TBDeviceMqttClient("YOUR_HOST", port="YOUR_PORT", access_token="T")
+        client.connect()
+        client.send_telemetry({"copied": 1}).wait(10)
+        client.disconnect()
+        """,
+    )
+    rc, out, err = run_runner(run_py, script, *server_args(tb_devserver, token))
+    assert rc == 0, err
+    assert tb_devserver.latest_telemetry("copied") == {"copied": 1}
+
+
+def read_err_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 30) -> str:
+    """Reads the child's stderr line by line until one contains ``marker``."""
+    import selectors
+
+    assert proc.stderr is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(max(0.0, deadline - time.monotonic())):
+                continue
+            line = proc.stderr.readline().decode(errors="replace")
+            if not line:
+                break
+            seen.append(line)
+            if marker in line:
+                return "".join(seen)
+    raise AssertionError(f"no {marker!r} on stderr: {''.join(seen)}")
+
+
+LOOP_SCRIPT = """
+import time
+from tb_device_mqtt import TBDeviceMqttClient
+client = TBDeviceMqttClient("YOUR_HOST", port=1883, access_token="T")
+client.connect()
+client.send_telemetry({"n": 1})
+print("READY")
+while True:
+    time.sleep_ms(20)
+"""
+
+
+def test_sigterm_to_process_and_group_like_timeout(tmp_path, run_py, tb_devserver):
+    """``timeout`` signals the child, then its whole group: two SIGTERMs at once."""
+    import os
+
+    token = tb_devserver.add_device("twice")
+    script = write(tmp_path, "twice.py", LOOP_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "thingsboard_sdk", "run", str(script)]
+        + server_args(tb_devserver, token),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+        start_new_session=True,
+    )
+    run_py.procs.append(proc)
+    run_py.read_until(proc, "READY", timeout=30)
+    os.kill(proc.pid, signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)
+    out, err = run_py.finish(proc, timeout=30)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err, err
+    assert "interrupted (SIGTERM)" in err
+    assert [e.kind for e in tb_devserver.connection_events("twice")] == [
+        "connected",
+        "disconnected",
+    ]
+
+
+def test_signals_during_cleanup_show_no_runner_traceback(tmp_path, run_py):
+    """The server never acknowledges, so the final flush waits its full bound; every SIGTERM
+    and Ctrl-C sent meanwhile is noted, none cuts the cleanup with a traceback."""
+    import socket as socketlib
+    import threading
+
+    from conftest import encode_packet, read_packet
+
+    listener = socketlib.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    conns = []
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        conns.append(conn)
+        try:
+            while True:
+                ptype, _flags, body = read_packet(conn)
+                if ptype == 1:
+                    conn.sendall(encode_packet(2, 0, b"\x00\x00"))
+                elif ptype == 8:
+                    conn.sendall(encode_packet(9, 0, body[:2] + b"\x01" * 4))
+                # PUBLISH: never acknowledged
+        except (OSError, ConnectionError, AssertionError):
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        script = write(tmp_path, "stall.py", LOOP_SCRIPT.replace('{"n": 1}', '{"n": 2}'))
+        proc = spawn_runner(run_py, script, "--server", f"127.0.0.1:{listener.getsockname()[1]}")
+        run_py.read_until(proc, "READY", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        read_err_until(proc, "interrupted (SIGTERM)")
+        sent = 0
+        while proc.poll() is None and sent < 20:
+            proc.send_signal(signal.SIGTERM if sent % 2 else signal.SIGINT)
+            sent += 1
+            try:
+                proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = run_py.finish(proc, timeout=30)
+    finally:
+        listener.close()
+        for c in conns:
+            c.close()
+    assert sent >= 2, "the cleanup ended before any signal could reach it"
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "_runner" not in err, err
+
+
+def test_misspelt_options_are_errors_with_a_suggestion(tmp_path, run_py):
+    script = write(tmp_path, "args.py", "import sys\nprint(sys.argv[1:])\n")
+    rc, out, err = run_runner(run_py, script, "--sever", "127.0.0.1:1")
+    assert rc == 2 and out == ""
+    assert "unknown option --sever (did you mean --server?)" in err, err
+    assert "options for the script go after --" in err
+    proc = spawn_cli("run", "--dev-server", str(script), cwd=tmp_path)
+    run_py.procs.append(proc)
+    out, err = run_py.finish(proc)
+    assert proc.returncode == 2 and "did you mean --devserver?" in err, err
+    rc, out, err = run_runner(run_py, script, "word", "--", "--sever", "-v")
+    assert rc == 0, err
+    assert out.strip() == "['word', '--sever', '-v']"
+
+
+def test_server_without_port_means_1883():
+    import argparse
+
+    from thingsboard_sdk._runner._options import host_port
+
+    assert host_port("broker.local") == ("broker.local", 1883)
+    assert host_port("10.0.0.2:8883") == ("10.0.0.2", 8883)
+    assert host_port("[::1]:1884") == ("::1", 1884)
+    assert host_port("::1") == ("::1", 1883)
+    for bad in ("host:0", "host:x", ":1883", "host:70000"):
+        try:
+            host_port(bad)
+        except argparse.ArgumentTypeError as exc:
+            assert repr(bad) in str(exc)
+        else:
+            raise AssertionError(f"{bad!r} accepted")
+
+
+def test_version_option(tmp_path, run_py):
+    import thingsboard_sdk
+
+    proc = spawn_cli("--version", cwd=tmp_path)
+    run_py.procs.append(proc)
+    out, err = run_py.finish(proc)
+    assert proc.returncode == 0
+    assert out.strip() == f"python -m thingsboard_sdk {thingsboard_sdk.__version__}"

@@ -453,20 +453,65 @@ def build_parser(commands: list[Command] = COMMANDS) -> argparse.ArgumentParser:
         prog="python -m thingsboard_sdk",
         description="ThingsBoard device SDK tools",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for c in commands:
         p = sub.add_parser(c.name, help=c.help, description=c.help)
         if c.add_args:
             c.add_args(p)
-        p.set_defaults(run=c.run)
+        p.set_defaults(run=c.run, parser=p)
     return parser
+
+
+def _version() -> str:
+    try:
+        from . import __version__
+
+        return __version__
+    except ImportError:  # the engine is not built
+        return "(engine not built)"
+
+
+def _unknown_options(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list):
+    """Exits with a usage error naming the first unknown option and the closest known one."""
+    from ._runner._options import option_strings, unknown_option_message
+
+    sub = getattr(args, "parser", parser)
+    options = [w for w in extra if w.startswith("-") and w not in ("-", "--")]
+    if not options:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    tail = "options for the script go after --" if args.command == "run" else ""
+    sub.error(unknown_option_message(options[0], option_strings(sub), tail))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Parses ``argv`` (default ``sys.argv[1:]``) and runs the command; returns the exit
     code (argparse exits with 2 on bad arguments)."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return args.run(args)
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """Parses ``argv`` (default ``sys.argv[1:]``); exits 2 on bad arguments.
+
+    Words after the first ``--`` are ``args.script_tail`` for ``run`` (the script's own
+    arguments), an error for the other commands.
+    """
+    parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    tail = None
+    if "--" in words:
+        i = words.index("--")
+        words, tail = words[:i], words[i + 1 :]
+    args, extra = parser.parse_known_args(words)
+    if tail is not None:
+        if args.command == "run":
+            args.script_tail = tail
+        else:
+            extra += ["--", *tail]
+    if extra:
+        _unknown_options(parser, args, extra)
+    return args
 
 
 def devserver_main(argv: Optional[list[str]] = None) -> int:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-from . import _report, _standins, _state
+from . import _options, _report, _signals, _standins, _state
 from ._redirect import Redirect
 
 EXIT_OK = 0
@@ -36,81 +35,12 @@ err = _report.err
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Adds the ``run`` options to a parser.
+    """Adds the ``run`` options to a parser (see ``_options``).
 
     Args:
         p: the ``run`` subcommand's parser.
     """
-    p.usage = (
-        "python -m thingsboard_sdk run SCRIPT.py [--server HOST:PORT] [--token TOKEN] "
-        "[--devserver] [-q|-v] [-- SCRIPT_ARGS ...]"
-    )
-    _options(p)
-    p.add_argument("script", metavar="SCRIPT.py", help="the MicroPython script to run")
-    p.add_argument(
-        "rest",
-        nargs=argparse.REMAINDER,
-        metavar="SCRIPT_ARGS",
-        help="options above, then after -- the script's sys.argv[1:]",
-    )
-
-
-def _options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--server",
-        metavar="HOST:PORT",
-        type=_host_port,
-        help="point every connection of the script (client and provisioning) at this server",
-    )
-    p.add_argument("--token", help="access token to use instead of the script's")
-    p.add_argument(
-        "--devserver",
-        action="store_true",
-        help="start an embedded dev server, register the script's token, point the script "
-        "at it, print what it stored at the end",
-    )
-    p.add_argument("-q", "--quiet", action="store_true", help="do not log stand-in activity")
-    p.add_argument("-v", "--verbose", action="store_true", help="log the SDK at DEBUG")
-
-
-def _host_port(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:1883)")
-    return host.strip("[]"), int(port)
-
-
-def _split_rest(args: argparse.Namespace) -> Optional[str]:
-    """Options may follow SCRIPT.py; everything after ``--`` (or the first other word) is the
-    script's. Fills ``args.script_args``; returns an error message or None."""
-    rest = list(getattr(args, "rest", None) or [])
-    if "--" in rest:
-        i = rest.index("--")
-        mine, theirs = rest[:i], rest[i + 1 :]
-    else:
-        mine, theirs = rest, []
-    parser = argparse.ArgumentParser(prog="run", add_help=False)
-    _options(parser)
-    try:
-        extra, unknown = parser.parse_known_args(mine)
-    except SystemExit:
-        return f"bad options: {' '.join(mine)}"
-    for name, value in vars(extra).items():
-        if value not in (None, False):
-            setattr(args, name, value)
-    for name in ("server", "token", "devserver", "quiet", "verbose"):
-        if not hasattr(args, name):
-            setattr(args, name, getattr(extra, name))
-    args.script_args = unknown + theirs
-    return None
-
-
-class _Terminated(BaseException):
-    """SIGTERM, handled like Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise _Terminated()
+    _options.add_arguments(p)
 
 
 class _Formatter(logging.Formatter):
@@ -216,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         The exit code: the script's, or one of ``EXIT_*``.
     """
-    problem = _split_rest(args)
+    problem = _options.split_rest(args)
     if problem:
         err(f"run: {problem}")
         return EXIT_USAGE
@@ -236,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         err(_report.format_exception(exc).rstrip())
         return EXIT_ERROR
 
+    guard = _signals.Guard()
+    undo_signals = guard.install()
     undo_logging = _setup_logging(args.quiet, args.verbose)
     dev: Optional[_DevServerHost] = None
     host = port = None
@@ -256,15 +188,27 @@ def run(args: argparse.Namespace) -> int:
             on_token=dev.add_token if dev else None,
             on_provision=dev.add_profile if dev else None,
         )
-        return _run_code(code, source, path, args.script_args, redirect, bool(args.server))
+        if guard.requests:  # Ctrl-C while the dev server started
+            err("run: interrupted before the script started")
+            return EXIT_INTERRUPTED
+        return _run_code(code, source, path, args.script_args, redirect, args, guard)
     finally:
+        # Design: signals stay only noted (the guard is disarmed) until everything here is
+        # done, so a repeated SIGTERM cannot cut the dev server's shutdown short.
         if dev is not None:
             dev.close()
         undo_logging()
+        undo_signals()
 
 
 def _run_code(
-    code: Any, source: str, path: str, argv: list[str], redirect: Redirect, server: bool
+    code: Any,
+    source: str,
+    path: str,
+    argv: list[str],
+    redirect: Redirect,
+    args: argparse.Namespace,
+    guard: _signals.Guard,
 ) -> int:
     main = ModuleType("__main__")
     main.__file__ = path
@@ -276,10 +220,8 @@ def _run_code(
     sys.modules["__main__"] = main
     undo_standins = _standins.install()
     undo_redirect = redirect.install()
-    previous_term = None
-    if threading.current_thread() is threading.main_thread():
-        previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        guard.arm()
         try:
             exec(code, main.__dict__)
             rc = EXIT_OK
@@ -288,16 +230,14 @@ def _run_code(
         except _state.MachineReset as exc:
             err(f"run: {exc.what} called: a board would restart here; the run ends")
             rc = EXIT_RESET
-        except (KeyboardInterrupt, _Terminated) as exc:
-            line = _report.script_line(exc.__traceback__, path)
-            where = f" at {Path(path).name} line {line}" if line else ""
-            what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
-            err(f"run: interrupted ({what}){where}")
-            rc = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
+        except (KeyboardInterrupt, _signals.Terminated) as exc:
+            rc = _interrupted(exc, path)
         except BaseException as exc:  # any other error of the script: its traceback
             err(_report.format_exception(exc).rstrip())
-            _hints(exc, source, path, server)
+            _hints(exc, source, path, bool(args.server))
             rc = EXIT_ERROR
+        finally:
+            guard.disarm()
         # Design: a board's reset drops the connection; here the clients the script left
         # connected are disconnected so that queued QoS 1 messages are flushed (bounded).
         _state.run_cleanups()
@@ -306,14 +246,21 @@ def _run_code(
             err(f"run: disconnected {n} client{'s' if n != 1 else ''} the script left connected")
         return rc
     finally:
+        guard.disarm()
         _state.run_cleanups()
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
         undo_redirect()
         undo_standins()
         sys.argv, sys.path[:] = saved_argv, saved_path
         if saved_main is not None:
             sys.modules["__main__"] = saved_main
+
+
+def _interrupted(exc: BaseException, path: str) -> int:
+    line = _report.script_line(exc.__traceback__, path)
+    where = f" at {Path(path).name} line {line}" if line else ""
+    what = "Ctrl-C" if isinstance(exc, KeyboardInterrupt) else "SIGTERM"
+    err(f"run: interrupted ({what}){where}")
+    return EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else EXIT_TERMINATED
 
 
 def _exit_code(exc: SystemExit) -> int:

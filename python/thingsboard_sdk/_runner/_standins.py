@@ -35,6 +35,8 @@ MODULES = {
     "micropython": "micropython.py",
     "mip": "mip.py",
     "sdk_core": "sdk_core",
+    "tb_device_mqtt": "tb_device_mqtt.py",
+    "provision_client": "provision_client.py",
 }
 
 
