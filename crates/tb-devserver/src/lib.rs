@@ -51,25 +51,38 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
-mod codec;
-mod firmware;
-mod json;
-mod provision;
-mod ratelimit;
+// Layers, top to bottom; each module imports only from those below it:
+//   net (listeners) -> session (MQTT) -> features (one per ThingsBoard feature)
+//   -> shared (config, sessions, logs) -> store (the data)
+//   -> leaves: codec, json, value, checksum, topics, log, error, config, ratelimit.
+mod net;
 mod server;
 mod session;
+
+mod features;
+mod shared;
 mod store;
+
+mod checksum;
+mod codec;
+mod config;
+mod error;
+mod json;
+mod log;
+mod ratelimit;
+mod topics;
 mod value;
 
+pub use checksum::{ChecksumAlgorithm, UnknownAlgorithm};
 pub use codec::MqttVersion;
-pub use firmware::{ChecksumAlgorithm, UnknownAlgorithm};
-pub use server::{
-    ClientRpcHandler, ClientRpcRequest, Config, DevServer, DevServerError, DevServerHandle,
-    LogScope, LogStream, RateLimits, RpcCall, LOG_TARGET,
-};
+pub use config::{Config, LogScope, RateLimits};
+pub use error::DevServerError;
+pub use features::rpc::{ClientRpcHandler, ClientRpcRequest, RpcCall};
+pub use log::{LogStream, LOG_TARGET};
+pub use server::{DevServer, DevServerHandle};
 pub use store::{
-    Claim, ClientRpcRecord, ConnectionEvent, ConnectionEventKind, Credentials, DeviceSpec,
-    FirmwarePackage, ProvisionProfile, ProvisionStrategy, ProvisionedDevice, RpcOutcome, RpcRecord,
-    RpcStatus, TelemetryPoint,
+    AttributeScope, Claim, ClientRpcRecord, ConnectionEvent, ConnectionEventKind, Credentials,
+    DeviceSpec, FirmwarePackage, ProvisionProfile, ProvisionStrategy, ProvisionedDevice,
+    RpcOutcome, RpcRecord, RpcStatus, TelemetryPoint,
 };
 pub use value::TbValue;

@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use crate::server::{DevServerError, RateLimits};
+use crate::config::RateLimits;
+use crate::error::DevServerError;
 
 /// One limit string: all its buckets apply at once.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,4 @@
-//! Firmware packages: checksums as ThingsBoard computes them, the `fw_*` shared attributes an
-//! assignment sets (spec 11.1, 17.41) and chunk slicing as ThingsBoard's OTA cache does it
-//! (spec 11.2, 17.42).
+//! Firmware checksums as ThingsBoard computes them (spec 11.1).
 //!
 //! Design: the checksums are computed here with the same crates tb-core uses, but by separate
 //! code, so a client checked against this server is not checked against itself.
@@ -8,11 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bytes::Bytes;
 use md5::Digest as _;
-
-use crate::store::FirmwarePackage;
-use crate::value::TbValue;
 
 /// The checksum algorithms ThingsBoard offers for a package (`ChecksumAlgorithm`, spec 11.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -135,79 +129,6 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// Every `fw_*` shared attribute, in ThingsBoard's order (`OtaPackageKey`); removing an
-/// assignment deletes them all in one push. spec: 11.1.
-pub(crate) const ALL_FW_ATTRIBUTE_KEYS: [&str; 9] = [
-    "fw_title",
-    "fw_version",
-    "fw_ts",
-    "fw_state",
-    "fw_size",
-    "fw_checksum",
-    "fw_checksum_algorithm",
-    "fw_url",
-    "fw_tag",
-];
-
-/// What an assignment writes: the shared attributes in ThingsBoard's order (title, version,
-/// size, checksum algorithm, checksum, then the tag if any) and the keys it deletes
-/// (`fw_tag` without a tag, and `fw_url` since the image is stored here). spec: 11.1, 17.41.
-pub(crate) fn assignment_attributes(
-    package: &FirmwarePackage,
-    checksum: &str,
-) -> (Vec<(String, TbValue)>, Vec<&'static str>) {
-    let size = i64::try_from(package.data.len()).unwrap_or(i64::MAX);
-    let mut attrs = vec![
-        (
-            "fw_title".to_string(),
-            TbValue::String(package.title.clone()),
-        ),
-        (
-            "fw_version".to_string(),
-            TbValue::String(package.version.clone()),
-        ),
-        ("fw_size".to_string(), TbValue::Long(size)),
-        (
-            "fw_checksum_algorithm".to_string(),
-            TbValue::String(package.checksum_algorithm.name().into()),
-        ),
-        ("fw_checksum".to_string(), TbValue::String(checksum.into())),
-    ];
-    let deleted = match &package.tag {
-        Some(tag) => {
-            attrs.push(("fw_tag".to_string(), TbValue::String(tag.clone())));
-            vec!["fw_url"]
-        }
-        None => vec!["fw_tag", "fw_url"],
-    };
-    (attrs, deleted)
-}
-
-/// The bytes ThingsBoard's OTA cache returns for chunk `index` of `size` bytes
-/// (`CaffeineOtaPackageCache.get(key, chunkSize, chunk)`): the whole image when `size < 1`,
-/// else `[index*size, index*size+size)` clipped to the image, empty past the end. `None`
-/// when ThingsBoard would fail to slice and send nothing: its `int` product wraps, and a
-/// negative start makes `System.arraycopy` throw, which the transport logs and drops (the
-/// PUBACK has gone out already). spec: 11.2, 17.42.
-pub(crate) fn chunk(data: &Bytes, size: i32, index: i32) -> Option<Bytes> {
-    if size < 1 {
-        return Some(data.clone());
-    }
-    let len = i32::try_from(data.len()).unwrap_or(i32::MAX);
-    if len == 0 {
-        return Some(Bytes::new());
-    }
-    let start = size.wrapping_mul(index);
-    let n = len.wrapping_sub(start).min(size);
-    if start >= len || n <= 0 {
-        return Some(Bytes::new());
-    }
-    let (Ok(start), Ok(n)) = (usize::try_from(start), usize::try_from(n)) else {
-        return None;
-    };
-    Some(data.slice(start..start + n))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,24 +174,5 @@ mod tests {
         let err = "SHA1".parse::<ChecksumAlgorithm>().unwrap_err();
         assert!(err.to_string().contains("\"SHA1\""), "{err}");
         assert!(err.to_string().contains("MURMUR3_128"), "{err}");
-    }
-
-    #[test]
-    fn chunks_slice_clip_and_wrap_as_thingsboard_does() {
-        let data = Bytes::from_static(b"0123456789");
-        let at = |size, index| chunk(&data, size, index).map(|b| b.to_vec());
-        assert_eq!(at(0, 5), Some(b"0123456789".to_vec())); // size 0: whole image
-        assert_eq!(at(-3, 0), Some(b"0123456789".to_vec()));
-        assert_eq!(at(4, 0), Some(b"0123".to_vec()));
-        assert_eq!(at(4, 2), Some(b"89".to_vec())); // short last chunk
-        assert_eq!(at(4, 3), Some(Vec::new())); // past the end
-        assert_eq!(at(i32::MAX, 1), Some(Vec::new()));
-        // 65536 * 65536 wraps to 0 in Java's int: chunk 0 again.
-        assert_eq!(chunk(&data, 65536, 65536).map(|b| b.len()), Some(10));
-        // 65536 * 32768 wraps to i32::MIN; the length check then fails: empty.
-        assert_eq!(at(65536, 32768), Some(Vec::new()));
-        // 65536 * 65535 wraps to -65536: ThingsBoard's arraycopy throws, nothing is sent.
-        assert_eq!(at(65536, 65535), None);
-        assert_eq!(chunk(&Bytes::new(), 4, 0), Some(Bytes::new()));
     }
 }

@@ -5,6 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::json::{write_json_string, JVal};
+use crate::shared::Shared;
 use crate::store::{
     now_ms, Credentials, Device, DeviceSpec, ProvisionStrategy, ProvisionedDevice, Store,
 };
@@ -213,6 +214,21 @@ pub(crate) fn provision(
             (success_json(&credentials), Some(record))
         }
     }
+}
+
+/// Decides a request under the store lock and records a provisioned device: the response
+/// payload and, on success, the record.
+pub(crate) fn handle(
+    shared: &Shared,
+    req: &ProvisionRequest,
+) -> (String, Option<ProvisionedDevice>) {
+    shared.update(|st| {
+        let (response, record) = provision(&mut st.store, req);
+        if let Some(r) = &record {
+            st.store.provisioned.push(r.clone());
+        }
+        (response, record)
+    })
 }
 
 fn mark_provisioned(d: &mut Device) {

@@ -1,0 +1,96 @@
+//! Server configuration: ThingsBoard's defaults, rate-limit strings, the log scope.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::value::TypingOptions;
+
+/// Rate limits as ThingsBoard writes them: `capacity:seconds` pairs joined by commas
+/// (`"10:1,300:60"`), all enforced at once. `None` = unlimited (reported as JSON `null`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Every uplink message of a device.
+    pub messages: Option<String>,
+    /// Telemetry messages.
+    pub telemetry_messages: Option<String>,
+    /// Telemetry data points (key/value pairs).
+    pub telemetry_data_points: Option<String>,
+}
+
+/// Server configuration. `Config::default()` is ThingsBoard's defaults on 127.0.0.1:0.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to bind (default 127.0.0.1).
+    pub host: IpAddr,
+    /// Port (0 = any free port; see [`DevServer::local_addr`](crate::DevServer::local_addr)).
+    pub port: u16,
+    /// Largest accepted MQTT remaining length (`NETTY_MAX_PAYLOAD_SIZE`, 65536).
+    pub max_payload_size: usize,
+    /// Reported as `maxInflightMessages` by `getSessionLimits` (100).
+    pub max_inflight_messages: u32,
+    /// Close a connection with no packet for this long (10 min; spec 2.6).
+    pub inactivity_timeout: Duration,
+    /// Reply `{"error":"timeout"}` to an unanswered client-side RPC after this (60 s).
+    pub client_rpc_timeout: Duration,
+    /// Mark a QoS 1 server-side RPC `Timeout` without PUBACK after this (10 s).
+    pub rpc_delivery_timeout: Duration,
+    /// Close a provisioning session this long after the response (60 s).
+    pub provision_close_delay: Duration,
+    /// Default claim duration (`security.claim.duration`, 24 h).
+    pub claim_duration_ms: i64,
+    /// `transport.json.type_cast_enabled` (true).
+    pub type_cast_enabled: bool,
+    /// `transport.json.max_string_value_length` (0 = off).
+    pub max_string_value_length: usize,
+    /// Device profile option "send PUBACK on validation failure" (false).
+    pub send_puback_on_validation_failure: bool,
+    /// Enforced device rate limits (also reported by `getSessionLimits`).
+    pub rate_limits: RateLimits,
+    /// Reported as `gatewayRateLimits` to gateway devices.
+    pub gateway_rate_limits: RateLimits,
+    /// Telemetry points kept per device (oldest dropped first).
+    pub max_telemetry_per_device: usize,
+    /// Worker threads of the runtime [`DevServer::start`](crate::DevServer::start) creates (1).
+    pub worker_threads: usize,
+    /// Runs around each batch of log records the server hands to the `log` crate (all the
+    /// lines one connection produced in one wake-up), or `None` to hand them over bare.
+    /// The Python binding attaches to the interpreter here, so that pyo3-log's records
+    /// share one thread state instead of creating and destroying one per record.
+    pub log_scope: Option<LogScope>,
+}
+
+/// See [`Config::log_scope`]: must call its argument exactly once.
+pub type LogScope = fn(&mut dyn FnMut());
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            max_payload_size: 65536,
+            max_inflight_messages: 100,
+            inactivity_timeout: Duration::from_secs(600),
+            client_rpc_timeout: Duration::from_secs(60),
+            rpc_delivery_timeout: Duration::from_secs(10),
+            provision_close_delay: Duration::from_secs(60),
+            claim_duration_ms: 86_400_000,
+            type_cast_enabled: true,
+            max_string_value_length: 0,
+            send_puback_on_validation_failure: false,
+            rate_limits: RateLimits::default(),
+            gateway_rate_limits: RateLimits::default(),
+            max_telemetry_per_device: 10_000,
+            worker_threads: 1,
+            log_scope: None,
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn typing(&self) -> TypingOptions {
+        TypingOptions {
+            type_cast: self.type_cast_enabled,
+            max_string_len: self.max_string_value_length,
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Time series: uploads typed as ThingsBoard types them (spec 4, 2.12), stored per device;
+//! reads of the latest value per key and of ranges.
+
+use crate::features::Rejection;
+use crate::json::JVal;
+use crate::shared::{Shared, State};
+use crate::store::{now_ms, TelemetryPoint};
+use crate::value::{parse_payload, type_object, TbValue, TypingOptions};
+
+/// Typed entries of one upload: (ts, key/values), in payload order.
+pub(crate) type Entries = Vec<(i64, Vec<(String, TbValue)>)>;
+
+/// Parses a telemetry payload (`{k:v}`, `{"ts":..,"values":{..}}` or an array of those);
+/// entries without `ts` get `now`. An empty result (`[]`) is for the caller to judge.
+pub(crate) fn parse_upload(
+    payload: &[u8],
+    typing: TypingOptions,
+    now: i64,
+) -> Result<Entries, Rejection> {
+    let json = parse_payload(payload).map_err(|e| Rejection::payload("telemetry JSON", &e))?;
+    let objects: Vec<&JVal> = match &json {
+        JVal::Obj(_) => vec![&json],
+        JVal::Arr(items) => items.iter().collect(),
+        _ => {
+            return Err(Rejection::Invalid(
+                "telemetry (not an object or array)".into(),
+            ))
+        }
+    };
+    let mut entries = Vec::new();
+    for obj in objects {
+        let JVal::Obj(members) = obj else {
+            return Err(Rejection::Invalid(
+                "telemetry array element (not an object)".into(),
+            ));
+        };
+        let result = match (obj.get("ts"), obj.get("values")) {
+            (Some(ts), Some(values)) => {
+                let Some(ts) = ts.as_gson_long() else {
+                    return Err(Rejection::Unchecked("telemetry ts (not a number)".into()));
+                };
+                let JVal::Obj(vm) = values else {
+                    return Err(Rejection::Invalid(
+                        "telemetry values (not an object)".into(),
+                    ));
+                };
+                type_object(vm, typing).map(|kv| (ts, kv))
+            }
+            _ => type_object(members, typing).map(|kv| (now, kv)),
+        };
+        entries.push(result.map_err(|e| Rejection::payload("telemetry value", &e))?);
+    }
+    Ok(entries)
+}
+
+/// Number of key/value points in `entries`.
+pub(crate) fn point_count(entries: &Entries) -> usize {
+    entries.iter().map(|(_, kv)| kv.len()).sum()
+}
+
+/// Stores `entries` for `device` (nothing if it is gone).
+pub(crate) fn save(shared: &Shared, device: &str, entries: Entries) {
+    let points: Vec<TelemetryPoint> = entries
+        .into_iter()
+        .flat_map(|(ts, kvs)| {
+            kvs.into_iter()
+                .map(move |(key, value)| TelemetryPoint { ts, key, value })
+        })
+        .collect();
+    let cap = shared.config.max_telemetry_per_device;
+    shared.update(|st| {
+        if st.store.append_telemetry(device, points, cap) {
+            if let Some(dev) = st.store.devices.get_mut(device) {
+                dev.last_activity_ms = now_ms();
+            }
+        }
+    });
+}
+
+/// Stores one point the server itself writes (spec 11.1: `fw_state`), under the lock the
+/// caller holds.
+pub(crate) fn save_server_point(
+    st: &mut State,
+    cap: usize,
+    device: &str,
+    ts: i64,
+    key: &str,
+    value: TbValue,
+) {
+    let point = TelemetryPoint {
+        ts,
+        key: key.into(),
+        value,
+    };
+    st.store.append_telemetry(device, vec![point], cap);
+}

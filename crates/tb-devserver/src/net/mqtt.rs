@@ -1,0 +1,123 @@
+//! The MQTT listener: one tokio task per connection moves bytes between the socket and its
+//! [`Session`].
+//!
+//! Design: [`serve`] is generic over the stream, so an MQTTS listener hands it the TLS stream
+//! of each accepted connection and shares everything else. Replies are appended to the
+//! session's output and written once per wake-up, which keeps PUBACK-before-response ordering
+//! by construction.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::watch;
+
+use crate::log::LOG_TARGET;
+use crate::session::Session;
+use crate::shared::Shared;
+
+/// Decrements the live-connection count when a connection task ends, however it ends.
+pub(crate) struct LiveGuard(Arc<Shared>);
+
+impl LiveGuard {
+    pub(crate) fn new(shared: &Arc<Shared>) -> LiveGuard {
+        shared.live.fetch_add(1, Ordering::SeqCst);
+        LiveGuard(shared.clone())
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Accepts plain-TCP MQTT connections until shutdown.
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let conn_id = shared.conn_seq.fetch_add(1, Ordering::Relaxed) + 1;
+                    let guard = LiveGuard::new(&shared);
+                    tokio::spawn(serve(shared.clone(), stream, peer, conn_id, shutdown.clone(), guard));
+                }
+                Err(e) => {
+                    log::warn!(target: LOG_TARGET, "accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Serves one MQTT connection on `stream` (TCP, or TLS over TCP) until it closes.
+pub(crate) async fn serve<S>(
+    shared: Arc<Shared>,
+    mut stream: S,
+    peer: SocketAddr,
+    conn_id: u64,
+    mut shutdown: watch::Receiver<bool>,
+    _guard: LiveGuard,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (tx, mut rx) = unbounded_channel();
+    let mut s = Session::new(shared.clone(), conn_id, peer, tx);
+    let mut buf = BytesMut::new();
+    let write_timeout = shared.config.inactivity_timeout;
+    let sleep = tokio::time::sleep_until(s.deadline().into());
+    tokio::pin!(sleep);
+    if *shutdown.borrow() {
+        return;
+    }
+    loop {
+        if buf.capacity() - buf.len() < 512 {
+            buf.reserve(2048);
+        }
+        tokio::select! {
+            r = stream.read_buf(&mut buf) => match r {
+                Ok(0) => s.gone(if buf.is_empty() {
+                    "connection closed by the client"
+                } else {
+                    "client vanished mid-packet"
+                }),
+                Ok(_) => s.handle_data(&mut buf, Instant::now()),
+                Err(e) => s.gone(&format!("read error: {e}")),
+            },
+            Some(cmd) = rx.recv() => s.handle_cmd(cmd),
+            _ = &mut sleep => s.handle_timeout(Instant::now()),
+            _ = shutdown.changed() => s.close("server shutting down", 0x8b),
+        }
+        s.flush_logs();
+        let out = s.poll_transmit();
+        if !out.is_empty() {
+            let write = tokio::time::timeout(write_timeout, stream.write_all(out)).await;
+            if !matches!(write, Ok(Ok(()))) {
+                s.gone("write failed");
+            }
+            s.transmitted();
+        }
+        if s.is_closed() {
+            break;
+        }
+        if buf.is_empty() && buf.capacity() > 64 * 1024 {
+            buf = BytesMut::new();
+        }
+        sleep.as_mut().reset(s.deadline().into());
+    }
+    let _ = stream.shutdown().await;
+    s.finish();
+    s.flush_logs();
+}
