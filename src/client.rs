@@ -24,6 +24,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::firmware;
 use crate::runtime;
+use crate::waker::{self, Bell, Signal};
 
 const LOG: &str = "thingsboard_sdk::engine";
 
@@ -94,6 +95,8 @@ pub struct State {
     /// can have happened, not on every packet: a `flush()` woken per PUBACK costs two context
     /// switches per message.
     pub wants: Wants,
+    /// What coroutines await (asyncio, `waker.rs`).
+    pub aio: waker::Watch,
 }
 
 /// What threads blocked on the condition variable are waiting for.
@@ -142,7 +145,7 @@ impl Wants {
 
 pub struct Shared {
     pub state: Mutex<State>,
-    pub cond: Condvar,
+    pub cond: Signal,
     pub settings: Settings,
     pub firmware: Mutex<firmware::Writer>,
 }
@@ -228,12 +231,41 @@ enum After {
 pub struct Hub {
     ready: Mutex<VecDeque<u64>>,
     cond: Condvar,
+    /// Rung when the list becomes non-empty, for an event loop (`waker.rs`).
+    bell: Option<Bell>,
 }
 
 impl Hub {
-    fn push(&self, key: u64) {
-        self.ready.lock().push_back(key);
+    pub fn with_bell(bell: Bell) -> Hub {
+        Hub {
+            bell: Some(bell),
+            ..Hub::default()
+        }
+    }
+
+    pub fn bell(&self) -> Option<&Bell> {
+        self.bell.as_ref()
+    }
+
+    pub fn push(&self, key: u64) {
+        let mut ready = self.ready.lock();
+        if ready.is_empty() {
+            if let Some(bell) = &self.bell {
+                bell.ring();
+            }
+        }
+        ready.push_back(key);
+        drop(ready);
         self.cond.notify_one();
+    }
+
+    /// Clears the bell and takes the list, under one lock so no ring is lost.
+    pub fn take_ringing(&self) -> Vec<u64> {
+        let mut ready = self.ready.lock();
+        if let Some(bell) = &self.bell {
+            bell.clear();
+        }
+        ready.drain(..).collect()
     }
 
     /// Waits until a client has events, or the deadline; returns the keys of those clients.
@@ -255,7 +287,9 @@ impl Hub {
 impl State {
     /// Lists this client in its hub if it has events and is not listed yet.
     pub fn report_to_hub(&mut self) {
-        if self.in_hub || (!self.core.has_events() && self.firmware_notes.is_empty()) {
+        if self.in_hub
+            || (!self.core.has_events() && self.firmware_notes.is_empty() && !self.aio.has_news())
+        {
             return;
         }
         if let Some((hub, key)) = &self.hub {
@@ -287,12 +321,13 @@ impl Shared {
                 subscribed: false,
                 closing: false,
                 wants: Wants::default(),
+                aio: waker::Watch::default(),
                 hub: None,
                 firmware_notes: VecDeque::new(),
                 firmware_events: VecDeque::new(),
                 in_hub: false,
             }),
-            cond: Condvar::new(),
+            cond: Signal::default(),
             settings,
             firmware: Mutex::new(firmware::Writer::default()),
         })
@@ -392,10 +427,13 @@ impl Shared {
         st.report_to_hub();
     }
 
-    fn notify_delivered(&self, st: &State, id: MessageId) {
+    fn notify_delivered(&self, st: &mut State, id: MessageId) {
         let w = &st.wants;
         if (w.flush > 0 && st.core.unacknowledged_qos1() == 0) || w.messages.contains(&id) {
             self.cond.notify_all();
+        }
+        if st.aio.on_delivered(id, &st.core) {
+            st.report_to_hub();
         }
     }
 
@@ -430,7 +468,7 @@ impl Shared {
             MqttEvent::Incoming(Packet::PubAck(ack)) => {
                 if let Some(id) = st.pkids.get_mut(ack.pkid as usize).and_then(Option::take) {
                     st.core.handle_puback(id);
-                    self.notify_delivered(&st, id);
+                    self.notify_delivered(&mut st, id);
                 }
             }
             MqttEvent::Incoming(Packet::SubAck(ack)) => {
@@ -452,7 +490,7 @@ impl Shared {
                     if pkid == 0 {
                         // QoS 0: written is all the acknowledgement there will be.
                         st.core.handle_puback(id);
-                        self.notify_delivered(&st, id);
+                        self.notify_delivered(&mut st, id);
                     } else {
                         let slot = pkid as usize;
                         if slot >= st.pkids.len() {

@@ -12,6 +12,7 @@ mod firmware;
 mod py;
 mod runtime;
 mod tls;
+mod waker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -69,5 +70,6 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::Handle>()?;
     m.add_class::<devserver::DevServer>()?;
     m.add_class::<py::HubHandle>()?;
+    m.add_class::<waker::Waker>()?;
     Ok(())
 }

@@ -59,12 +59,12 @@ where
 
 /// Moves up to `max` events (including due timeouts) into `taken`; true if any moved.
 /// An event for Python: from tb-core, or a firmware outcome from the host.
-enum Item {
+pub(crate) enum Item {
     Core(Event),
     Firmware(firmware::Note),
 }
 
-fn drain_events(st: &mut client::State, taken: &mut Vec<Item>, max: usize) -> bool {
+pub(crate) fn drain_events(st: &mut client::State, taken: &mut Vec<Item>, max: usize) -> bool {
     st.core.handle_timeout(runtime::now_ms());
     // A firmware chunk that timed out queues a FAILED report.
     client::pump(st);
@@ -90,14 +90,14 @@ fn drain_events(st: &mut client::State, taken: &mut Vec<Item>, max: usize) -> bo
 /// One MQTT session to ThingsBoard (or a provisioning session), driven by tb-core.
 #[pyclass(module = "thingsboard_sdk._engine", frozen)]
 pub struct Client {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// The delivery state of one message accepted by `send_*`.
 #[pyclass(module = "thingsboard_sdk._engine", frozen, name = "MessageHandle")]
 pub struct Handle {
-    shared: Arc<Shared>,
-    id: MessageId,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: MessageId,
 }
 
 #[pymethods]
@@ -210,6 +210,14 @@ fn event_to_py(py: Python<'_>, ev: Event) -> PyResult<Py<PyAny>> {
         )?,
     };
     Ok(t.into_any().unbind())
+}
+
+/// An event as the tuple `tb_device_mqtt` dispatches on.
+pub(crate) fn item_to_py(py: Python<'_>, item: Item) -> PyResult<Py<PyAny>> {
+    match item {
+        Item::Core(ev) => event_to_py(py, ev),
+        Item::Firmware(n) => note_to_py(py, n),
+    }
 }
 
 /// A firmware note as the tuple `tb_device_mqtt` dispatches on: `(kind, ...)`.
@@ -627,11 +635,7 @@ impl Client {
         }
         let list = PyList::empty(py);
         for item in taken {
-            let obj = match item {
-                Item::Core(ev) => event_to_py(py, ev)?,
-                Item::Firmware(n) => note_to_py(py, n)?,
-            };
-            list.append(obj)?;
+            list.append(item_to_py(py, item)?)?;
         }
         Ok(list.unbind())
     }

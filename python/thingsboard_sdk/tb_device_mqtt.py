@@ -501,17 +501,21 @@ class TBDeviceMqttClient:
             self._engine_firmware = (title, version)
             log.info("firmware %s %s saved to %s", title, version, path)
             if self.on_firmware_update is not None:
-                offer = self._firmware_offer
-                same = (offer.get(FW_TITLE_ATTR), offer.get(FW_VERSION_ATTR)) == (title, version)
-                info = dict(offer) if same else {}
-                info.setdefault(FW_TITLE_ATTR, title)
-                info.setdefault(FW_VERSION_ATTR, version)
-                info.setdefault(FW_SIZE_ATTR, ev[3])
-                self._call(self.on_firmware_update, path, info)
+                self._call(self.on_firmware_update, path, self._updated_info(title, version, ev[3]))
         elif kind == "firmware_failed":
             if isinstance(self.current_firmware_info, dict):
                 self.current_firmware_info[FW_STATE_ATTR] = "FAILED"
             log.warning("firmware %s %s failed: %s", ev[1], ev[2], ev[3])
+
+    def _updated_info(self, title: str, version: str, size: int) -> dict:
+        """The ``fw_*`` attributes of the offer that brought ``title`` ``version``."""
+        offer = self._firmware_offer
+        same = (offer.get(FW_TITLE_ATTR), offer.get(FW_VERSION_ATTR)) == (title, version)
+        info = dict(offer) if same else {}
+        info.setdefault(FW_TITLE_ATTR, title)
+        info.setdefault(FW_VERSION_ATTR, version)
+        info.setdefault(FW_SIZE_ATTR, size)
+        return info
 
     def _call_attr(self, cb: Any, result: Any, exc: Optional[BaseException]) -> None:
         # The reference also takes ``(callback, extra)`` and calls callback(result, exc, extra).
