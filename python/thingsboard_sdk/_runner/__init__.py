@@ -16,11 +16,12 @@ import argparse
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-from . import _options, _report, _signals, _standins, _state
+from . import _board, _options, _report, _scenario, _signals, _standins, _state
 from ._redirect import Redirect
 
 EXIT_OK = 0
@@ -166,6 +167,27 @@ def run(args: argparse.Namespace) -> int:
         err(_report.format_exception(exc).rstrip())
         return EXIT_ERROR
 
+    try:
+        scenario = _scenario.load(args.scenario) if args.scenario else None
+    except _scenario.ScenarioError as exc:
+        err(f"run: --scenario: {exc}")
+        return EXIT_USAGE
+    if args.heap is not None and args.heap < 4096:
+        err(f"run: --heap must be at least 4096 bytes, got {args.heap}")
+        return EXIT_USAGE
+    board = _board.start(
+        args.board or (scenario.board if scenario else None),
+        args.heap or (scenario.heap if scenario else None),
+    )
+    outputs = None
+    if args.outputs:
+        try:
+            outputs = _scenario.OutputLog(args.outputs)
+        except OSError as exc:
+            err(f"run: cannot write --outputs {args.outputs}: {exc.strerror or exc}")
+            return EXIT_USAGE
+        board.on_output(outputs.write)
+
     guard = _signals.Guard()
     undo_signals = guard.install()
     undo_logging = _setup_logging(args.quiet, args.verbose)
@@ -173,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
     host = port = None
     if args.server:
         host, port = args.server
+    player = None
     try:
         if args.devserver:
             try:
@@ -191,12 +214,20 @@ def run(args: argparse.Namespace) -> int:
         if guard.requests:  # Ctrl-C while the dev server started
             err("run: interrupted before the script started")
             return EXIT_INTERRUPTED
+        if scenario is not None:
+            live = sys.stdin if args.scenario == "-" else None
+            player = _scenario.Player(scenario.steps, live)
+            player.start()
         return _run_code(code, source, path, args.script_args, redirect, args, guard)
     finally:
         # Design: signals stay only noted (the guard is disarmed) until everything here is
         # done, so a repeated SIGTERM cannot cut the dev server's shutdown short.
+        if player is not None:
+            player.stop()
         if dev is not None:
             dev.close()
+        if outputs is not None:
+            outputs.close()
         undo_logging()
         undo_signals()
 
@@ -210,16 +241,62 @@ def _run_code(
     args: argparse.Namespace,
     guard: _signals.Guard,
 ) -> int:
-    main = ModuleType("__main__")
-    main.__file__ = path
-    main.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    folder = Path(path).parent
     saved_main = sys.modules.get("__main__")
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [path, *argv]
-    sys.path.insert(0, str(Path(path).parent))
-    sys.modules["__main__"] = main
-    undo_standins = _standins.install()
+    # the script's folder and its lib/ are on the path, as a board's / and /lib
+    sys.path[:0] = [str(folder), str(folder / "lib")]
     undo_redirect = redirect.install()
+    try:
+        while True:
+            rc, reset = _run_once(code, source, path, redirect, args, guard, folder)
+            if reset is None or not args.restart_on_reset:
+                return rc
+            _board.current().reset_cause = reset.cause
+            _board.current().resets += 1
+            if reset.sleep_ms:
+                err(f"run: {reset.what}: sleeping {reset.sleep_ms} ms, then the board restarts")
+                if _sleep_interruptibly(reset.sleep_ms / 1000, guard):
+                    return EXIT_INTERRUPTED
+            err(f"run: {reset.what}: restarting the script (boot {_board.current().resets + 1})")
+    finally:
+        guard.disarm()
+        undo_redirect()
+        sys.argv, sys.path[:] = saved_argv, saved_path
+        if saved_main is not None:
+            sys.modules["__main__"] = saved_main
+
+
+def _sleep_interruptibly(seconds: float, guard: _signals.Guard) -> bool:
+    """Sleeps; True if Ctrl-C/SIGTERM came meanwhile."""
+    guard.arm()
+    try:
+        time.sleep(seconds)
+        return False
+    except (KeyboardInterrupt, _signals.Terminated):
+        return True
+    finally:
+        guard.disarm()
+
+
+def _run_once(
+    code: Any,
+    source: str,
+    path: str,
+    redirect: Redirect,
+    args: argparse.Namespace,
+    guard: _signals.Guard,
+    folder: Path,
+) -> tuple[int, Optional[_state.MachineReset]]:
+    """One boot of the script; returns its exit code and the reset that ended it, if any."""
+    table = _standins.board_builtins(folder)
+    main = ModuleType("__main__")
+    main.__file__ = path
+    main.__builtins__ = table  # type: ignore[attr-defined]
+    sys.modules["__main__"] = main
+    undo_standins = _standins.install(folder, table)
+    reset: Optional[_state.MachineReset] = None
     try:
         guard.arm()
         try:
@@ -228,7 +305,9 @@ def _run_code(
         except SystemExit as exc:
             rc = _exit_code(exc)
         except _state.MachineReset as exc:
-            err(f"run: {exc.what} called: a board would restart here; the run ends")
+            reset = exc
+            if not args.restart_on_reset:
+                err(f"run: {exc.what} called: a board would restart here; the run ends")
             rc = EXIT_RESET
         except (KeyboardInterrupt, _signals.Terminated) as exc:
             rc = _interrupted(exc, path)
@@ -244,15 +323,11 @@ def _run_code(
         n = redirect.disconnect_all()
         if n:
             err(f"run: disconnected {n} client{'s' if n != 1 else ''} the script left connected")
-        return rc
+        return rc, reset
     finally:
         guard.disarm()
         _state.run_cleanups()
-        undo_redirect()
         undo_standins()
-        sys.argv, sys.path[:] = saved_argv, saved_path
-        if saved_main is not None:
-            sys.modules["__main__"] = saved_main
 
 
 def _interrupted(exc: BaseException, path: str) -> int:
@@ -281,3 +356,10 @@ def _hints(exc: BaseException, source: str, path: str, server: bool) -> None:
             err(hint)
     if isinstance(exc, ValueError) and "port must be an int" in str(exc) and not server:
         err("hint: a placeholder port? run with --server HOST:PORT (or --devserver)")
+    if type(exc) is ModuleNotFoundError and exc.name and "board module" not in str(exc):
+        top = exc.name.split(".", 1)[0]
+        err(
+            f"hint: {top!r} is neither a board built-in the runner provides nor installed on "
+            f"this host; a driver copied onto the board goes next to the script (or in its "
+            f"lib/ folder), a CPython package is installed with pip"
+        )

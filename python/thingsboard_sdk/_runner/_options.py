@@ -14,9 +14,7 @@ from typing import Iterable, Optional
 
 DEFAULT_MQTT_PORT = 1883
 
-USAGE = (
-    "python -m thingsboard_sdk run [OPTIONS] SCRIPT.py [OPTIONS] [-- SCRIPT_ARGS ...]"
-)
+USAGE = "python -m thingsboard_sdk run [OPTIONS] SCRIPT.py [OPTIONS] [-- SCRIPT_ARGS ...]"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,6 +51,36 @@ def options(p: argparse.ArgumentParser) -> None:
         help="start an embedded dev server, register the script's token, point the script "
         "at it, print what it stored at the end",
     )
+    p.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="board inputs over time (pin levels, ADC readings, sensor values), a JSON file; "
+        "'-' reads JSON lines from stdin as they come (docs/runner.md)",
+    )
+    p.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="append the board's outputs (pin levels, PWM duty, NeoPixel colours) to FILE "
+        "as JSON lines",
+    )
+    p.add_argument(
+        "--board",
+        choices=("esp32", "esp8266", "rp2040", "picow"),
+        help="the board whose figures the stand-ins show (gc.mem_free, usys.platform, "
+        "machine.unique_id length, CPU frequency; default esp32)",
+    )
+    p.add_argument(
+        "--heap",
+        metavar="BYTES",
+        type=int,
+        help="heap size that gc.mem_free() + gc.mem_alloc() add up to (default: the board's)",
+    )
+    p.add_argument(
+        "--restart-on-reset",
+        action="store_true",
+        help="machine.reset() and deepsleep() run the script again from the top, as a "
+        "board reboots (instead of ending the run)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="do not log stand-in activity")
     p.add_argument(
         "-v",
@@ -66,6 +94,11 @@ OPTION_NAMES = (
     "server",
     "token",
     "devserver",
+    "scenario",
+    "outputs",
+    "board",
+    "heap",
+    "restart_on_reset",
     "quiet",
     "verbose",
 )

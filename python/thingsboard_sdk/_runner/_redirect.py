@@ -15,6 +15,7 @@ import weakref
 from typing import Any, Callable, Optional
 
 from .. import provision_client, tb_device_mqtt
+from . import _state
 from ._progress import FirmwareProgress, firmware_saved
 
 log = logging.getLogger("thingsboard_sdk.runner")
@@ -78,6 +79,17 @@ class Redirect:
             port = self.port
         return host, port
 
+    def umqtt_target(self, server: Any, port: Any, user: Any) -> tuple[Any, Any, Any]:
+        """Where a ``umqtt`` client of the script connects, and with which user name (the
+        access token, for ThingsBoard)."""
+        server, port = self._target(server, port)
+        if self.token is not None and user not in self.provisioned_tokens:
+            user = self.token
+        if self.on_token is not None and user:
+            name = user.decode() if isinstance(user, (bytes, bytearray)) else str(user)
+            self.on_token(name)
+        return server, port, user
+
     def install(self) -> Callable[[], None]:
         """Wraps the client constructor and provisioning for the run.
 
@@ -131,11 +143,14 @@ class Redirect:
             return provision
 
         cls.__init__ = init
+        original_target = _state.mqtt_target
+        _state.mqtt_target = self.umqtt_target
         tb_device_mqtt._provision = wrap(original_tb_provision)
         provision_client._provision = wrap(original_pc_provision)
 
         def uninstall() -> None:
             cls.__init__ = original_init
+            _state.mqtt_target = original_target
             tb_device_mqtt._provision = original_tb_provision
             provision_client._provision = original_pc_provision
 

@@ -7,7 +7,7 @@ The stand-ins (``stubs/``) are loaded under their MicroPython names (``machine``
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Optional, Tuple
 
 # Exit code when the script calls machine.reset()/soft_reset()/deepsleep(): a board would
 # restart; the host ends the run instead (documented in docs/runner.md).
@@ -21,9 +21,11 @@ class MachineReset(BaseException):
     nothing in a script runs after a real reset.
     """
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, cause: int = 2, sleep_ms: Any = None) -> None:
         super().__init__(what)
         self.what = what
+        self.cause = cause  # machine.HARD_RESET, SOFT_RESET or DEEPSLEEP_RESET
+        self.sleep_ms = sleep_ms  # deepsleep's time, slept before a restart
 
 
 # Callables run once the script ended (stop timers, ...); guarded for timer threads.
@@ -47,3 +49,12 @@ def run_cleanups() -> None:
             fn()
         except Exception:  # a cleanup must not hide the script's own outcome
             pass
+
+
+def _as_given(server: Any, port: Any, user: Optional[Any]) -> Tuple[Any, Any, Optional[Any]]:
+    return server, port, user
+
+
+# Where a umqtt client connects: ``mqtt_target(server, port, user) -> (server, port, user)``.
+# The runner's Redirect replaces it for a run (``--server``, ``--devserver``, ``--token``).
+mqtt_target: Callable[[Any, Any, Optional[Any]], Tuple[Any, Any, Optional[Any]]] = _as_given

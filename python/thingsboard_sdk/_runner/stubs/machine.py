@@ -1,19 +1,21 @@
 """``machine`` stand-in: hardware classes that accept their usual arguments and log what the
-script does with them (to stderr, as ``[machine] ...``); ``reset()`` ends the script.
+script does with them (to stderr, as ``[machine] ...``); ``reset()`` ends the script (or
+restarts it with ``--restart-on-reset``).
 
-Outputs remember their state (``Pin.value()`` reads back what was written). The buses are
-empty: ``I2C.scan()`` finds nothing and transfers raise ``OSError(ENODEV)`` as on a board with
-nothing attached; ``UART``/``SPI`` reads return no data (zeros for SPI).
+Outputs remember their state (``Pin.value()`` reads back what was written) and are reported to
+the run's board (``--outputs``); inputs read the levels, ADC readings and touch values the
+board was given (``--scenario``), and a level change fires the pin's ``irq`` handler. The
+buses are empty: ``I2C.scan()`` finds nothing and transfers raise ``OSError(ENODEV)`` as on a
+board with nothing attached; ``UART``/``SPI`` reads return no data (zeros for SPI).
 """
 
 import errno
 import hashlib
 import logging
-import os
 import threading
 import time
 
-from thingsboard_sdk._runner import _state
+from thingsboard_sdk._runner import _board, _state
 
 log = logging.getLogger("thingsboard_sdk.runner.machine")
 
@@ -23,7 +25,7 @@ WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 
-_freq = 160_000_000
+_freq = _board.current().profile.freq
 
 
 def _machine_id():
@@ -41,28 +43,31 @@ def _machine_id():
 
 
 def unique_id():
-    """6 bytes, the same on every run on this host (a board's MAC-based id)."""
-    return hashlib.sha256(("machine:" + _machine_id()).encode()).digest()[:6]
+    """The board's id (6 bytes on ESP32, 8 on RP2040), the same on every run on this host."""
+    n = _board.current().profile.unique_id_len
+    return hashlib.sha256(("machine:" + _machine_id()).encode()).digest()[:n]
 
 
 def reset():
     """Ends the script: a board would restart here."""
-    raise _state.MachineReset("machine.reset()")
+    raise _state.MachineReset("machine.reset()", HARD_RESET)
 
 
 def soft_reset():
     """Ends the script, like :func:`reset`."""
-    raise _state.MachineReset("machine.soft_reset()")
+    raise _state.MachineReset("machine.soft_reset()", SOFT_RESET)
 
 
 def reset_cause():
-    """Always ``PWRON_RESET``: each run is a fresh boot."""
-    return PWRON_RESET
+    """``PWRON_RESET`` on the first boot; after a restart (``--restart-on-reset``) the cause
+    of it (``HARD_RESET``, ``SOFT_RESET``, ``DEEPSLEEP_RESET``)."""
+    return _board.current().reset_cause or PWRON_RESET
 
 
 def deepsleep(time_ms=None):
     """Ends the script: waking from deep sleep restarts a board from the top."""
-    raise _state.MachineReset("machine.deepsleep(%s)" % ("" if time_ms is None else time_ms))
+    what = "machine.deepsleep(%s)" % ("" if time_ms is None else time_ms)
+    raise _state.MachineReset(what, DEEPSLEEP_RESET, time_ms)
 
 
 def lightsleep(time_ms=None):
@@ -98,7 +103,7 @@ def enable_irq(state=0):
 
 def bootloader(*args):
     """Ends the script (a board would enter its bootloader)."""
-    raise _state.MachineReset("machine.bootloader()")
+    raise _state.MachineReset("machine.bootloader()", HARD_RESET)
 
 
 def _name(obj):
@@ -132,6 +137,7 @@ class Pin:
         self._pull = None
         self._value = 0
         self._irq = None
+        self._trigger = 0
         self.init(mode, pull, value=value, drive=drive, alt=alt)
 
     def init(self, mode=-1, pull=-1, *, value=None, drive=None, alt=None):
@@ -140,24 +146,33 @@ class Pin:
             self._mode = mode
         if pull != -1:
             self._pull = pull
-        if self._mode == self.IN:
-            self._value = 1 if self._pull == self.PULL_UP else 0
         mode_name = {0: "IN", 1: "OUT", 2: "OPEN_DRAIN", 5: "ANALOG"}.get(self._mode, self._mode)
         log.info("%s mode %s", _name(self), mode_name)
         if value is not None:
             self.value(value)
 
+    def _input(self):
+        return self._mode in (self.IN, self.ANALOG)
+
+    def _idle_level(self):
+        return 1 if self._pull == self.PULL_UP else 0
+
     def __repr__(self):
         return f"Pin({self._id!r})"
 
     def value(self, x=None):
-        """Reads the level, or sets it (logged)."""
+        """Reads the level (an input's comes from the board: its pull until set), or sets
+        the output level (logged and reported)."""
         if x is None:
+            if self._input():
+                return _board.current().pin_level(self, self._idle_level())
             return self._value
         level = 1 if x else 0
-        if level != self._value or self._mode != self.IN:
+        if level != self._value or not self._input():
             log.info("%s value %d", _name(self), level)
         self._value = level
+        if not self._input():
+            _board.current().output("pin", self._id, level)
         return None
 
     def __call__(self, x=None):
@@ -176,15 +191,32 @@ class Pin:
 
     def toggle(self):
         """Inverts the level."""
-        self.value(0 if self._value else 1)
+        self.value(0 if self.value() else 1)
 
     def irq(
         self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, *, priority=1, wake=None, hard=False
     ):
-        """Registers an interrupt handler (nothing drives a host pin, so it never fires)."""
+        """Registers an interrupt handler, called with the pin when the board's input level
+        changes the way ``trigger`` asks (on the thread that changed it)."""
+        first = self._irq is None
         self._irq = handler
+        self._trigger = trigger
         log.info("%s irq(trigger=%d) registered", _name(self), trigger)
+        if first:
+            _board.current().watch_pin(self, self._edge, self._idle_level())
         return self
+
+    def _edge(self, old, new):
+        handler = self._irq
+        wanted = (new and self._trigger & self.IRQ_RISING) or (
+            not new and self._trigger & self.IRQ_FALLING
+        )
+        if handler is None or not wanted:
+            return
+        try:
+            handler(self)
+        except Exception:
+            log.exception("%s irq handler raised", _name(self))
 
     def mode(self, mode=None):
         """Gets or sets the mode."""
@@ -260,6 +292,7 @@ class PWM:
         """Stops the output."""
         self._on = False
         log.info("%s deinit", _name(self))
+        self._report()
 
     def freq(self, value=None):
         """Gets or sets the frequency in Hz."""
@@ -269,7 +302,13 @@ class PWM:
             raise ValueError(f"freq must be > 0, got {value!r}")
         self._freq = int(value)
         log.info("%s freq %d Hz", _name(self), self._freq)
+        self._report()
         return None
+
+    def _report(self):
+        _board.current().output(
+            "pwm", self._id, {"freq": self._freq, "duty_u16": self._duty_u16, "on": self._on}
+        )
 
     def duty_u16(self, value=None):
         """Gets or sets the duty cycle, 0..65535."""
@@ -279,6 +318,7 @@ class PWM:
             raise ValueError(f"duty_u16 must be 0..65535, got {value!r}")
         self._duty_u16 = int(value)
         log.info("%s duty_u16 %d (%.1f%%)", _name(self), value, value * 100 / 65535)
+        self._report()
         return None
 
     def duty(self, value=None):
@@ -298,8 +338,8 @@ class PWM:
 
 
 class ADC:
-    """An analog input. Reads return mid-scale unless ``TB_RUN_ADC_<pin>`` sets a value
-    (0..65535) in the environment."""
+    """An analog input: reads the board's value for the pin (``--scenario``), mid-scale with
+    a slow drift until one is set."""
 
     ATTN_0DB = 0
     ATTN_2_5DB = 1
@@ -317,8 +357,7 @@ class ADC:
 
     def read_u16(self):
         """A 16-bit reading."""
-        raw = os.environ.get(f"TB_RUN_ADC_{self._id}", "32768")
-        value = max(0, min(65535, int(raw)))
+        value = _board.current().adc_value(self._id)
         log.debug("%s read_u16 -> %d", _name(self), value)
         return value
 
@@ -588,3 +627,34 @@ class UART:
 
 
 mem8 = mem16 = mem32 = None  # no memory-mapped registers on the host
+
+
+class TouchPad:
+    """An ESP32 capacitive touch input: reads the board's value for the pin (high, about
+    600, while untouched; lower when touched)."""
+
+    def __init__(self, pin):
+        self._id = _pin_id(pin)
+        log.info("%s created", _name(self))
+
+    def read(self):
+        """The touch reading."""
+        return _board.current().touch.get(_board.pin_key(self._id), 600)
+
+    def config(self, value):
+        """Sets the wake threshold (logged)."""
+        log.info("%s config(%d)", _name(self), value)
+
+
+def time_pulse_us(pin, pulse_level, timeout_us=1_000_000):
+    """Nothing pulses on the host: waits for the level like a board would, then -2 (timed
+    out waiting for the pulse) if the pin does not already sit at ``pulse_level``."""
+    if pin.value() != pulse_level:
+        return -2
+    time.sleep(min(timeout_us, 1_000_000) / 1_000_000)
+    return -1
+
+
+def bitstream(pin, encoding, timing, buf):
+    """Logs the bytes a board would clock out on ``pin``."""
+    log.info("bitstream(%s) %r", _pin_id(pin), bytes(buf))
