@@ -475,3 +475,70 @@ def test_version_option(tmp_path, run_py):
     out, err = run_py.finish(proc)
     assert proc.returncode == 0
     assert out.strip() == f"python -m thingsboard_sdk {thingsboard_sdk.__version__}"
+
+
+# ---- what the client does on the wire (-v), reconnects at the default level ------------------
+
+
+def test_verbose_shows_every_packet_both_ways(tmp_path, run_py, tb_devserver):
+    token = tb_devserver.add_device("wire")
+    script = write(
+        tmp_path,
+        "wire.py",
+        """
+        from tb_device_mqtt import TBDeviceMqttClient
+        from umqtt.simple import MQTTClient
+        client = TBDeviceMqttClient("YOUR_HOST", port=1883, access_token="T")
+        client.connect()
+        client.send_telemetry({"temperature": 21.5}).wait(10)
+        client.disconnect()
+        u = MQTTClient("umqtt-wire", "YOUR_HOST", user="T", password="")
+        u.connect()
+        u.publish("v1/devices/me/attributes", '{"fw": "v2"}', qos=1)
+        u.disconnect()
+        """,
+    )
+    rc, out, err = run_runner(run_py, script, "-v", *server_args(tb_devserver, token))
+    assert rc == 0, err
+    wire = [line for line in err.splitlines() if line.startswith("[wire]")]
+    text = "\n".join(wire)
+    assert re.search(
+        rf"#1 -> CONNECT client_id='\w+' keepalive=120 clean=1 username='{token}'", text
+    )
+    assert "#1 <- CONNACK session_present=0 rc=0" in text
+    assert "#1 -> SUBSCRIBE id=1 v1/devices/me/attributes qos=1" in text
+    sent = re.search(
+        r'#1 -> PUBLISH v1/devices/me/telemetry qos=1 id=(\d+) {"temperature":21.5}', text
+    )
+    assert sent, text
+    assert f"#1 <- PUBACK id={sent.group(1)}" in text
+    assert "#1 -> DISCONNECT" in text
+    assert "#2 -> CONNECT client_id='umqtt-wire' keepalive=0 clean=1" in text
+    assert '#2 -> PUBLISH v1/devices/me/attributes qos=1 id=1 {"fw": "v2"}' in text
+    assert "#2 <- PUBACK id=1" in text
+    assert tb_devserver.latest_telemetry("wire") == {"temperature": 21.5}
+
+
+def test_reconnected_is_shown_once_lost_was(tmp_path, run_py, restartable_broker):
+    script = write(
+        tmp_path,
+        "survivor.py",
+        """
+        import time
+        from tb_device_mqtt import TBDeviceMqttClient
+        client = TBDeviceMqttClient("127.0.0.1", port=int(__import__("sys").argv[1]),
+                                    access_token="T")
+        client.connect()
+        print("READY")
+        while True:
+            time.sleep_ms(20)
+        """,
+    )
+    proc = spawn_runner(run_py, script, "--", str(restartable_broker.port))
+    run_py.read_until(proc, "READY", timeout=30)
+    restartable_broker.stop()
+    read_err_until(proc, " lost ", timeout=30)
+    restartable_broker.start()
+    read_err_until(proc, "reconnected to the server", timeout=30)
+    rc, out, err = interrupt(run_py, proc)
+    assert rc == 130, err

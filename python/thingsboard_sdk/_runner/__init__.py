@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Optional
 
-from . import _board, _options, _report, _scenario, _signals, _standins, _state
+from . import _board, _options, _report, _scenario, _signals, _standins, _state, _wire
 from ._redirect import Redirect
 
 EXIT_OK = 0
@@ -58,6 +58,26 @@ class _Formatter(logging.Formatter):
         return super().format(record)
 
 
+class _ReconnectedAfterLost(logging.Filter):
+    """At the default level, lets the engine's INFO "reconnected" through once a "lost"
+    warning was shown, and no other INFO line of the SDK (the stand-ins' lines pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("thingsboard_sdk.runner") or record.levelno >= logging.WARNING:
+            if record.levelno >= logging.WARNING and " lost " in record.getMessage():
+                self.lost = True
+            return True
+        if record.name.startswith("thingsboard_sdk.") and record.levelno == logging.INFO:
+            if self.lost and record.getMessage().startswith("reconnected"):
+                self.lost = False
+                return True
+        return record.levelno >= logging.WARNING
+
+
 def _setup_logging(quiet: bool, verbose: bool) -> Callable[[], None]:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -67,8 +87,14 @@ def _setup_logging(quiet: bool, verbose: bool) -> Callable[[], None]:
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.WARNING:
         root.setLevel(logging.WARNING)
+    server_log = logging.getLogger("thingsboard_sdk.devserver")
+    saved_server_level = server_log.level
     if verbose:
         sdk.setLevel(logging.DEBUG)
+        server_log.setLevel(logging.WARNING)  # --devserver streams its log as [devserver]
+    else:
+        sdk.setLevel(logging.INFO)
+        handler.addFilter(_ReconnectedAfterLost())
     log.setLevel(logging.WARNING if quiet else logging.INFO if not verbose else logging.DEBUG)
 
     def undo() -> None:
@@ -76,6 +102,7 @@ def _setup_logging(quiet: bool, verbose: bool) -> Callable[[], None]:
         root.setLevel(saved[0])
         sdk.setLevel(saved[1])
         log.setLevel(saved[2])
+        server_log.setLevel(saved_server_level)
 
     return undo
 
@@ -196,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
     if args.server:
         host, port = args.server
     player = None
+    tap = _wire.WireTap() if args.verbose else None
     try:
         if args.devserver:
             try:
@@ -210,6 +238,7 @@ def run(args: argparse.Namespace) -> int:
             args.token,
             on_token=dev.add_token if dev else None,
             on_provision=dev.add_profile if dev else None,
+            tap=tap,
         )
         if guard.requests:  # Ctrl-C while the dev server started
             err("run: interrupted before the script started")
@@ -224,6 +253,8 @@ def run(args: argparse.Namespace) -> int:
         # done, so a repeated SIGTERM cannot cut the dev server's shutdown short.
         if player is not None:
             player.stop()
+        if tap is not None:
+            tap.close()
         if dev is not None:
             dev.close()
         if outputs is not None:

@@ -30,6 +30,7 @@ class Redirect:
         on_token: called with each access token a client is created with (after
             replacement), e.g. to register it with an embedded dev server.
         on_provision: called with each provisioning request before it is sent.
+        tap: a ``_wire.WireTap`` that shows each connection's packets (``-v``).
     """
 
     def __init__(
@@ -39,12 +40,14 @@ class Redirect:
         token: Optional[str] = None,
         on_token: Optional[Callable[[str], None]] = None,
         on_provision: Optional[Callable[[dict], None]] = None,
+        tap: Optional[Any] = None,
     ) -> None:
         self.host = host
         self.port = port
         self.token = token
         self.on_token = on_token
         self.on_provision = on_provision
+        self.tap = tap  # a _wire.WireTap with -v: connections go through its relays
         self.provisioned_tokens: set[str] = set()
         self._clients: weakref.WeakSet = weakref.WeakSet()
 
@@ -72,17 +75,21 @@ class Redirect:
 
     # ---- installing ---------------------------------------------------------------------------
 
-    def _target(self, host: Any, port: Any) -> tuple[Any, Any]:
+    def _target(self, host: Any, port: Any, tls: bool = False) -> tuple[Any, Any]:
         if self.host is not None:
             host = self.host
         if self.port is not None:
             port = self.port
+        if self.tap is not None and not tls:  # TLS checks the host name: not relayed
+            host, port = self.tap.via(host, port)
         return host, port
 
-    def umqtt_target(self, server: Any, port: Any, user: Any) -> tuple[Any, Any, Any]:
+    def umqtt_target(
+        self, server: Any, port: Any, user: Any, tls: bool = False
+    ) -> tuple[Any, Any, Any]:
         """Where a ``umqtt`` client of the script connects, and with which user name (the
         access token, for ThingsBoard)."""
-        server, port = self._target(server, port)
+        server, port = self._target(server, port, tls)
         if self.token is not None and user not in self.provisioned_tokens:
             user = self.token
         if self.on_token is not None and user:
@@ -110,7 +117,7 @@ class Redirect:
                 return original_init(client, *args, **kwargs)  # the natural error
             bound.apply_defaults()
             a = bound.arguments
-            a["host"], a["port"] = self._target(a["host"], a["port"])
+            a["host"], a["port"] = self._target(a["host"], a["port"], bool(a.get("tls")))
             # A firmware update shows a progress bar and where the image went, unless the
             # script handles those itself.
             if a.get("on_firmware_progress") is None:

@@ -51,10 +51,13 @@ def run_cleanups() -> None:
             pass
 
 
-def _as_given(server: Any, port: Any, user: Optional[Any]) -> Tuple[Any, Any, Optional[Any]]:
+def _as_given(
+    server: Any, port: Any, user: Optional[Any], tls: bool = False
+) -> Tuple[Any, Any, Optional[Any]]:
     return server, port, user
 
 
-# Where a umqtt client connects: ``mqtt_target(server, port, user) -> (server, port, user)``.
-# The runner's Redirect replaces it for a run (``--server``, ``--devserver``, ``--token``).
-mqtt_target: Callable[[Any, Any, Optional[Any]], Tuple[Any, Any, Optional[Any]]] = _as_given
+# Where a umqtt client connects: ``mqtt_target(server, port, user, tls) -> (server, port,
+# user)``. The runner's Redirect replaces it for a run (``--server``, ``--devserver``,
+# ``--token``, ``-v``).
+mqtt_target: Callable[..., Tuple[Any, Any, Optional[Any]]] = _as_given

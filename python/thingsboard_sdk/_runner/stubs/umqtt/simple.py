@@ -141,7 +141,7 @@ class MQTTClient:
             MQTTException: the broker refused (the CONNACK return code is its argument).
             OSError: the server cannot be reached.
         """
-        server, port, user = _state.mqtt_target(self.server, self.port, self.user)
+        server, port, user = _state.mqtt_target(self.server, self.port, self.user, bool(self.ssl))
         sock = _socket.socket()
         sock.settimeout(timeout)
         addr = _socket.getaddrinfo(server, port)[0][-1]
