@@ -207,6 +207,27 @@ class PendingRpc:
         return f"<PendingRpc {self.id} to {self.device!r}>"
 
 
+def _describe(predicate: Callable[[], Any]) -> str:
+    """The source of a predicate (``lambda: ...``) for an error message, else its repr."""
+    try:
+        import inspect
+
+        source = inspect.getsource(predicate).strip()
+    except (OSError, TypeError):
+        return repr(predicate)
+    if getattr(predicate, "__name__", "") == "<lambda>" and "lambda" in source:
+        source = source[source.index("lambda") :]
+        depth, end = 0, len(source)
+        for i, ch in enumerate(source):  # cut at the bracket that closes the call around it
+            depth += ch in "([{"
+            depth -= ch in ")]}"
+            if depth < 0 or (depth == 0 and ch == ","):
+                end = i
+                break
+        source = source[:end].strip()
+    return source if len(source) <= 200 else source[:200] + "..."
+
+
 class DevServer:
     """A running dev server; it starts listening in the constructor.
 
@@ -677,5 +698,29 @@ class DevServer:
                 return value
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"dev server: {what or predicate!r} not true within {timeout} s")
+                raise TimeoutError(
+                    f"dev server: {what or _describe(predicate)} not true within {timeout} s "
+                    f"(last value {value!r})\n{self.stored()}"
+                )
             self.wait_for_change(seen, left)
+
+    def stored(self) -> str:
+        """What the server stored, per device, as text (``wait_for`` failures show it):
+        latest telemetry, client and shared attributes, RPC, connection state."""
+        lines = ["the dev server stored:"]
+        names = self.devices()
+        if not names:
+            lines.append("  no devices")
+        for name in names:
+            state = "connected" if self.is_connected(name) else "not connected"
+            lines.append(f"  device {name!r} ({state}):")
+            lines.append(f"    telemetry (latest): {self.latest_telemetry(name)}")
+            lines.append(f"    client attributes: {self.client_attributes(name)}")
+            lines.append(f"    shared attributes: {self.shared_attributes(name)}")
+            for r in self.rpc_records(name):
+                lines.append(
+                    f"    server RPC {r.id} {r.method}({r.params}) {r.status} -> {r.reply}"
+                )
+            for c in self.client_rpc_requests(name):
+                lines.append(f"    client RPC {c.method}({c.params}) -> {c.reply}")
+        return "\n".join(lines)
