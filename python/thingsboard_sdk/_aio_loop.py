@@ -12,7 +12,18 @@ import asyncio
 import collections
 import inspect
 import logging
-from typing import Any, AsyncIterator, Callable, Deque, Dict, Generic, Optional, Set, TypeVar
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Deque,
+    Dict,
+    Generic,
+    Optional,
+    Protocol,
+    Set,
+    TypeVar,
+)
 
 from . import _engine
 
@@ -21,13 +32,12 @@ log = logging.getLogger("thingsboard_sdk.aio")
 T = TypeVar("T")
 
 
-class _Serviced:
+class _Serviced(Protocol):
     """What a client implements to be serviced by a ``_LoopWaker``."""
 
     _engine: _engine.Client
 
-    def _service(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    def _service(self) -> None: ...
 
 
 class _LoopWaker:
@@ -78,7 +88,7 @@ def waker_for(loop: asyncio.AbstractEventLoop) -> _LoopWaker:
     return w
 
 
-async def wait_future(fut: asyncio.Future, timeout: Optional[float]) -> bool:
+async def wait_future(fut: asyncio.Future[Any], timeout: Optional[float]) -> bool:
     """Waits for ``fut`` without cancelling it on timeout (other coroutines may share it).
 
     Returns:
@@ -103,7 +113,7 @@ class Stream(Generic[T]):
 
     def __init__(self, on_close: Optional[Callable[[], None]] = None) -> None:
         self._items: Deque[T] = collections.deque()
-        self._waiter: Optional[asyncio.Future] = None
+        self._waiter: Optional[asyncio.Future[None]] = None
         self._closed = False
         self._on_close = on_close
 
@@ -159,7 +169,7 @@ class Callbacks:
     """
 
     def __init__(self) -> None:
-        self._tasks: Set[asyncio.Task] = set()
+        self._tasks: Set[asyncio.Future[Any]] = set()
 
     def call(self, cb: Callable[..., Any], *args: Any) -> None:
         try:
@@ -172,7 +182,7 @@ class Callbacks:
             self._tasks.add(task)
             task.add_done_callback(self._done)
 
-    def _done(self, task: asyncio.Task) -> None:
+    def _done(self, task: asyncio.Future[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("callback task raised; the client goes on", exc_info=task.exception())

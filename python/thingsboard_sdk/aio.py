@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Type
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Type
 
 from . import _engine
 from ._aio_loop import Callbacks, Stream, _LoopWaker, wait_future, waker_for
@@ -159,7 +159,7 @@ class AsyncTBDeviceClient:
         self._port = port
         self._request_timeout = self._sync._request_timeout
         self._max_queued = int(extras.get("max_queued_messages", 100_000))
-        self.on_firmware_update: Optional[Callable[[str, dict], Any]] = on_update
+        self.on_firmware_update: Optional[Callable[[str, Dict[str, Any]], Any]] = on_update
         self.on_firmware_progress: Optional[Callable[[int, int], Any]] = on_progress
         self._waker: Optional[_LoopWaker] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -168,11 +168,11 @@ class AsyncTBDeviceClient:
         self._subs: Dict[int, Any] = {}  # subscription id -> callback or Stream
         self._rpc_streams: List[Stream[RpcRequest]] = []
         self._fw_streams: List[Stream[FirmwareEvent]] = []
-        self._requests: Dict[int, asyncio.Future] = {}  # attribute requests and RPC calls
-        self._messages: Dict[int, asyncio.Future] = {}
-        self._flushes: List[asyncio.Future] = []
-        self._rooms: List[asyncio.Future] = []
-        self._links: List[asyncio.Future] = []
+        self._requests: Dict[int, asyncio.Future[Any]] = {}  # attribute requests and RPC calls
+        self._messages: Dict[int, asyncio.Future[Any]] = {}
+        self._flushes: List[asyncio.Future[Any]] = []
+        self._rooms: List[asyncio.Future[Any]] = []
+        self._links: List[asyncio.Future[Any]] = []
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timer_at = 0.0
 
@@ -194,12 +194,12 @@ class AsyncTBDeviceClient:
         return self._engine.queued
 
     @property
-    def current_firmware_info(self) -> dict:
+    def current_firmware_info(self) -> Dict[str, Any]:
         """The firmware running, as on MicroPython (``current_fw_title``, ...)."""
         return self._sync.current_firmware_info
 
     @current_firmware_info.setter
-    def current_firmware_info(self, value: dict) -> None:
+    def current_firmware_info(self, value: Dict[str, Any]) -> None:
         self._sync.current_firmware_info = value
 
     # ---- connection --------------------------------------------------------------------------
@@ -313,7 +313,7 @@ class AsyncTBDeviceClient:
         except QueueFullError:
             return await self._when_room(self._engine.send_telemetry, data)
 
-    async def send_attributes(self, data: dict) -> AsyncMessageHandle:
+    async def send_attributes(self, data: Dict[str, Any]) -> AsyncMessageHandle:
         """Publishes client-side attributes (a dict). Same rules as ``send_telemetry``."""
         try:
             return AsyncMessageHandle(self._engine.send_attributes(data), self)
@@ -363,7 +363,7 @@ class AsyncTBDeviceClient:
         shared_keys: Optional[Iterable[str]] = None,
         *,
         timeout: Optional[float] = None,
-    ) -> dict:
+    ) -> Dict[str, Any]:
         """Requests attributes and returns this request's response.
 
         Returns:
@@ -443,7 +443,7 @@ class AsyncTBDeviceClient:
             self._engine.unsubscribe_from_attribute(subscription_id)
         self._subs.pop(subscription_id, None)
 
-    def attribute_updates(self, *keys: str) -> Stream[dict]:
+    def attribute_updates(self, *keys: str) -> Stream[Dict[str, Any]]:
         """Shared-attribute updates as an async iterator: those containing any of ``keys``, or
         every update when no key is given. Closing it removes its subscriptions."""
         for k in keys:
@@ -455,7 +455,7 @@ class AsyncTBDeviceClient:
             for sid in sids:
                 self.unsubscribe_from_attribute(sid)
 
-        stream: Stream[dict] = Stream(close)
+        stream: Stream[Dict[str, Any]] = Stream(close)
         for k in keys or ("*",):
             sid = self._engine.subscribe_to_attribute(k)
             self._subs[sid] = stream
@@ -475,8 +475,8 @@ class AsyncTBDeviceClient:
 
     @staticmethod
     async def provision(
-        host: str, port: int, provision_request: dict, *, timeout: float = 10.0
-    ) -> dict:
+        host: str, port: int, provision_request: Dict[str, Any], *, timeout: float = 10.0
+    ) -> Dict[str, Any]:
         """Provisions a device (in a separate session, on a worker thread).
 
         Raises:
@@ -530,21 +530,21 @@ class AsyncTBDeviceClient:
         self._flushes.clear()
         self._rooms.clear()
         self._links.clear()
-        for streams in (self._rpc_streams, self._fw_streams):
-            for s in list(streams):
-                s.close()
+        streams: List[Stream[Any]] = [*self._rpc_streams, *self._fw_streams]
+        for s in streams:
+            s.close()
         for sub in list(self._subs.values()):
             if isinstance(sub, Stream):
                 sub.close()
 
-    def _watch_message(self, handle: _engine.MessageHandle) -> Optional[asyncio.Future]:
+    def _watch_message(self, handle: _engine.MessageHandle) -> Optional[asyncio.Future[Any]]:
         w = self._waker
         if w is None:
             if handle.done:
                 return None
-            fut = asyncio.get_running_loop().create_future()
-            fut.set_result(False)
-            return fut
+            gone: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            gone.set_result(False)
+            return gone
         mid = w.engine.watch_message(handle)
         if mid is None:
             return None
@@ -595,7 +595,7 @@ class AsyncTBDeviceClient:
         if next_deadline is not None:
             self._arm(next_deadline)
 
-    def _dispatch(self, events: list) -> None:
+    def _dispatch(self, events: List[Tuple[Any, ...]]) -> None:
         for ev in events:
             kind = ev[0]
             if kind == "attributes":
@@ -637,7 +637,7 @@ class AsyncTBDeviceClient:
                 else:
                     log.warning("dropped a message on %r: %s", ev[1], ev[2])
 
-    def _deliver_attributes(self, sub: Any, data: dict) -> None:
+    def _deliver_attributes(self, sub: Any, data: Dict[str, Any]) -> None:
         if sub is None:
             return
         if isinstance(sub, Stream):
@@ -645,7 +645,7 @@ class AsyncTBDeviceClient:
         else:
             self._callbacks.call(sub, data, None)
 
-    def _firmware(self, ev: tuple) -> None:
+    def _firmware(self, ev: Tuple[Any, ...]) -> None:
         # The sync client keeps current_firmware_info and the logs; callbacks run here.
         sync = self._sync
         sync.on_firmware_update = sync.on_firmware_progress = None
