@@ -23,12 +23,15 @@ impl From<SdkError> for PyErr {
     fn from(e: SdkError) -> PyErr {
         match e {
             SdkError::Core(tb_core::Error::Usage(u)) => match u {
-                tb_core::UsageError::Payload(_) if u.to_string().contains("must be") => {
-                    PyTypeError::new_err(u.to_string())
-                }
-                other => PyValueError::new_err(other.to_string()),
+                tb_core::UsageError::WrongType(msg) => PyTypeError::new_err(msg),
+                other @ (tb_core::UsageError::BadQos(_)
+                | tb_core::UsageError::Payload(_)
+                | tb_core::UsageError::BadId(_)
+                | tb_core::UsageError::Invalid(_)) => PyValueError::new_err(other.to_string()),
             },
-            SdkError::Core(tb_core::Error::Capacity(c)) => QueueFullError::new_err(c.to_string()),
+            SdkError::Core(tb_core::Error::Capacity(
+                c @ tb_core::CapacityError::QueueFull { .. },
+            )) => QueueFullError::new_err(c.to_string()),
             SdkError::Network(msg) => PyOSError::new_err(msg),
             SdkError::Py(e) => e,
         }

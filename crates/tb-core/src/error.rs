@@ -19,9 +19,12 @@ pub enum UsageError {
     /// QoS outside {0, 1}; ThingsBoard has no QoS 2 (spec 2.3).
     #[error("quality_of_service must be 0 or 1, got {0}")]
     BadQos(i64),
-    /// A payload of the wrong shape; the message says what was expected.
+    /// A payload value that is refused (empty, too big, a field missing); the message says why.
     #[error("{0}")]
     Payload(String),
+    /// A value of the wrong type (a list where a dict belongs); the message names both.
+    #[error("{0}")]
+    WrongType(String),
     /// An id that cannot appear in a topic.
     #[error("{0}")]
     BadId(String),

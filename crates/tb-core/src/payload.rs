@@ -30,13 +30,13 @@ pub fn kind(v: &Value) -> &'static str {
 fn check_telemetry_object(m: &Map<String, Value>) -> Result<(), UsageError> {
     if let (Some(ts), Some(values)) = (m.get("ts"), m.get("values")) {
         if !(ts.is_u64() || ts.is_i64()) {
-            return Err(UsageError::Payload(format!(
+            return Err(UsageError::WrongType(format!(
                 "telemetry \"ts\" must be an integer timestamp in milliseconds, got {}",
                 kind(ts)
             )));
         }
         if !values.is_object() {
-            return Err(UsageError::Payload(format!(
+            return Err(UsageError::WrongType(format!(
                 "telemetry \"values\" must be a dict, got {}",
                 kind(values)
             )));
@@ -60,7 +60,7 @@ pub fn check_telemetry(v: &Value) -> Result<(), UsageError> {
                 match item {
                     Value::Object(m) => check_telemetry_object(m)?,
                     other => {
-                        return Err(UsageError::Payload(format!(
+                        return Err(UsageError::WrongType(format!(
                             "telemetry list items must be dicts, item {i} is {}",
                             kind(other)
                         )))
@@ -69,7 +69,7 @@ pub fn check_telemetry(v: &Value) -> Result<(), UsageError> {
             }
             Ok(())
         }
-        other => Err(UsageError::Payload(format!(
+        other => Err(UsageError::WrongType(format!(
             "telemetry must be a dict or a list of dicts, got {}",
             kind(other)
         ))),
@@ -80,7 +80,7 @@ pub fn check_telemetry(v: &Value) -> Result<(), UsageError> {
 pub fn check_attributes(v: &Value) -> Result<(), UsageError> {
     match v {
         Value::Object(_) => Ok(()),
-        other => Err(UsageError::Payload(format!(
+        other => Err(UsageError::WrongType(format!(
             "attributes must be a dict, got {}",
             kind(other)
         ))),

@@ -17,7 +17,7 @@ use crate::payload::{encode, kind};
 /// must be present and be strings.
 pub fn request_payload(request: &Value) -> Result<Vec<u8>, UsageError> {
     let Value::Object(m) = request else {
-        return Err(UsageError::Payload(format!(
+        return Err(UsageError::WrongType(format!(
             "provision_request must be a dict (see get_provision_request), got {}",
             kind(request)
         )));
@@ -31,7 +31,7 @@ pub fn request_payload(request: &Value) -> Result<Vec<u8>, UsageError> {
                 )))
             }
             Some(other) => {
-                return Err(UsageError::Payload(format!(
+                return Err(UsageError::WrongType(format!(
                     "provision_request {field:?} must be a str, got {}",
                     kind(other)
                 )))
@@ -43,7 +43,7 @@ pub fn request_payload(request: &Value) -> Result<Vec<u8>, UsageError> {
         match v {
             Value::Null => {}
             Value::Object(_) | Value::Array(_) => {
-                return Err(UsageError::Payload(format!(
+                return Err(UsageError::WrongType(format!(
                     "provision_request field {k:?} must be a str, number or bool, got {}",
                     kind(v)
                 )))
