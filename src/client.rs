@@ -1,39 +1,34 @@
-//! The host: one tb-core `Device` per client, driven by a rumqttc event loop task.
+//! The host side of one client: tb-core's `Device` and our MQTT `Session` behind one lock,
+//! shared by the Python thread and the client's IO task (`conn`).
 //!
-//! Design: the device state lives behind one short `parking_lot` mutex shared by the Python
-//! thread and the client's IO task. Whoever holds the lock and has changed the device drains
-//! `poll_transmit` into rumqttc's request channel (`pump`), and records the order in which
-//! publishes were handed over (`fifo`). rumqttc reports `Outgoing::Publish(pkid)` in that same
-//! order, which maps each packet id back to the device's `MessageId`, so a PUBACK can be
-//! reported to the device. Only the lock holder feeds the channel, and only while the link is
-//! up; on a drop the channel is drained and rumqttc's own resend list is discarded, because
-//! the device resends what is unacknowledged after the next CONNACK (rumqttc would drop it
-//! anyway on a clean session). No Python object and no log call is touched under the lock.
+//! Design: two sans-IO machines, one per protocol layer. tb-core speaks ThingsBoard (what to
+//! publish, what an incoming publish means, which messages are still unacknowledged); the
+//! `Session` speaks MQTT (packet ids, the in-flight window, keepalive and liveness timers).
+//! [`Shared::pump`] moves the device's transmits into the session while its window has room;
+//! each packet id is allocated for one `MessageId`, so a PUBACK completes exactly that
+//! message ([`Shared::complete`]). The IO task only moves bytes: it feeds reads and time in
+//! and writes everything the session queued in one write per wake-up. No Python object and
+//! no log call is touched under the lock.
+//!
+//! Hand-off points for hooks: [`Shared::notify_events`] is the one place that tells waiters
+//! (threads, the hub) that events for Python are queued; [`Shared::complete`] is the one place
+//! where a message is finished (PUBACK, or written for QoS 0).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard};
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event as MqttEvent, EventLoop, MqttOptions,
-    Outgoing, Packet, QoS as MqttQoS, SubscribeFilter, SubscribeReasonCode, Transport,
-};
 use tb_core::{Device, MessageId, QoS, Transmit};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use crate::firmware;
 use crate::runtime;
+use crate::session::{Options, Session};
 use crate::waker::{self, Bell, Signal};
 
-const LOG: &str = "thingsboard_sdk::engine";
-
-/// At most this many connection attempts (TCP + CONNECT/CONNACK) at once, process-wide.
-///
-/// Design: mosquitto listens with a backlog of 100; 10,000 clients connecting at once overflow
-/// it, and dropped SYNs are retried only after a second or more (10,000 connects took 9-12 s
-/// here). Holding attempts to the backlog's size connects them all in well under a second.
-static CONNECTING: Semaphore = Semaphore::const_new(100);
+pub(crate) const LOG: &str = "thingsboard_sdk::engine";
 
 /// Where the MQTT link is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +39,9 @@ pub enum Link {
     Connecting,
     /// A live session.
     Up,
-    /// The link dropped after a session; reconnecting (if enabled).
+    /// The link dropped or the first attempt failed; reconnecting (if enabled).
     Down,
-    /// The first connection attempt failed; not retrying.
+    /// The server refused the first attempt, or reconnect is off; not retrying.
     Failed,
 }
 
@@ -63,33 +58,36 @@ pub struct Settings {
     pub min_delay: Duration,
     pub max_delay: Duration,
     pub max_inflight: u16,
-    pub channel_capacity: usize,
     /// Where firmware images are written.
     pub firmware_dir: std::path::PathBuf,
 }
 
+/// What the Python thread and the IO task share.
 pub struct State {
     pub core: Device,
+    pub session: Session,
     pub link: Link,
-    gen: u64,
-    mqtt: Option<AsyncClient>,
-    stop: Option<Arc<Notify>>,
-    fifo: VecDeque<MessageId>,
-    pkids: Vec<Option<MessageId>>,
+    pub(crate) gen: u64,
+    /// The current IO task's signals (stop, wake), if one runs.
+    pub(crate) signals: Option<Arc<Signals>>,
+    /// The IO task was woken and has not yet taken what is queued.
+    pub(crate) wake_pending: bool,
     pub last_error: Option<String>,
     pub session_present: bool,
     /// The SUBACK for this session's subscriptions arrived. Until then `connected` stays
     /// False: a push sent before the subscription is in place would be lost.
     pub subscribed: bool,
-    closing: bool,
+    pub(crate) closing: bool,
     /// The hub this client reports pending events to, with its key there, and whether it is
     /// listed there now (so it is listed once however many events arrive).
     pub hub: Option<(Arc<Hub>, u64)>,
     /// Firmware outcomes for Python (the download itself never passes through Python).
     pub firmware_notes: VecDeque<firmware::Note>,
     /// tb-core's firmware events, vetted, waiting for `firmware::process` to do the file work
-    /// outside this lock.
+    /// outside this lock (never on an IO thread).
     pub firmware_events: VecDeque<tb_core::FirmwareEvent>,
+    /// A thread is doing the firmware file work; others leave the queue to it (keeps order).
+    pub firmware_busy: bool,
     pub in_hub: bool,
     /// What blocked Python threads wait for. Design: the IO task wakes them only when that
     /// can have happened, not on every packet: a `flush()` woken per PUBACK costs two context
@@ -97,6 +95,15 @@ pub struct State {
     pub wants: Wants,
     /// What coroutines await (asyncio, `waker.rs`).
     pub aio: waker::Watch,
+}
+
+/// The signals of one IO task (one generation).
+#[derive(Default)]
+pub struct Signals {
+    /// End the task now (no DISCONNECT).
+    pub stop: Notify,
+    /// Something was queued for the network.
+    pub wake: Notify,
 }
 
 /// What threads blocked on the condition variable are waiting for.
@@ -148,81 +155,6 @@ pub struct Shared {
     pub cond: Signal,
     pub settings: Settings,
     pub firmware: Mutex<firmware::Writer>,
-}
-
-fn mqtt_qos(q: QoS) -> MqttQoS {
-    match q {
-        QoS::AtMostOnce => MqttQoS::AtMostOnce,
-        QoS::AtLeastOnce => MqttQoS::AtLeastOnce,
-    }
-}
-
-/// Hands everything the device wants to send to rumqttc, in order. Call with the lock held,
-/// after changing the device.
-pub fn pump(st: &mut State) {
-    if st.link != Link::Up {
-        return;
-    }
-    let State {
-        core, mqtt, fifo, ..
-    } = st;
-    let Some(mqtt) = mqtt.as_ref() else {
-        return;
-    };
-    let now = runtime::now_ms();
-    while let Some(tx) = core.poll_transmit(now) {
-        match tx {
-            Transmit::Subscribe { filters, qos } => {
-                let filters = filters
-                    .iter()
-                    .map(|f| SubscribeFilter::new((*f).to_string(), mqtt_qos(qos)));
-                // A closed channel means the IO task is ending; the next CONNACK subscribes again.
-                let _ = mqtt.try_subscribe_many(filters);
-            }
-            Transmit::Publish(p) => {
-                if mqtt
-                    .try_publish(p.topic.into_owned(), mqtt_qos(p.qos), false, p.payload)
-                    .is_ok()
-                {
-                    fifo.push_back(p.id);
-                }
-                // On error the IO task is ending: the device still holds the message and sends
-                // it again after the next CONNACK.
-            }
-        }
-    }
-}
-
-/// Why a connection failed, in words a user can act on.
-pub fn describe(e: &ConnectionError) -> String {
-    match e {
-        ConnectionError::ConnectionRefused(code) => {
-            let why = match code {
-                ConnectReturnCode::RefusedProtocolVersion => "unacceptable protocol version (1)",
-                ConnectReturnCode::BadClientId => "client identifier rejected (2)",
-                ConnectReturnCode::ServiceUnavailable => "server unavailable (3)",
-                ConnectReturnCode::BadUserNamePassword => "bad user name or password (4)",
-                ConnectReturnCode::NotAuthorized => {
-                    "not authorised (5): check the access token or credentials"
-                }
-                ConnectReturnCode::Success => "success (0)",
-            };
-            format!("connection refused by the server: {why}")
-        }
-        ConnectionError::NetworkTimeout => "timed out while connecting".into(),
-        ConnectionError::FlushTimeout => "timed out while writing to the network".into(),
-        ConnectionError::Io(io) => format!("network error: {io}"),
-        ConnectionError::MqttState(s) => format!("MQTT protocol error: {s}"),
-        ConnectionError::Tls(t) => format!("TLS error: {t}"),
-        ConnectionError::NotConnAck(p) => format!("expected CONNACK, got {p:?}"),
-        ConnectionError::RequestsDone => "client closed".into(),
-    }
-}
-
-enum After {
-    Nothing,
-    Exit,
-    Log(log::Level, String),
 }
 
 /// Where many clients report "I have events", so one thread can serve them all without
@@ -302,20 +234,65 @@ impl State {
     pub fn ready(&self) -> bool {
         self.link == Link::Up && self.subscribed
     }
+
+    /// Wakes the IO task if the session has bytes to write and it is not woken already.
+    pub fn wake_io(&mut self) {
+        if self.wake_pending {
+            return;
+        }
+        if let Some(sig) = &self.signals {
+            self.wake_pending = true;
+            sig.wake.notify_one();
+        }
+    }
+}
+
+/// Every live client, for the warning at interpreter exit.
+static CLIENTS: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+fn register(shared: &Arc<Shared>) {
+    let mut all = CLIENTS.lock();
+    if all.len() == all.capacity() {
+        all.retain(|w| w.strong_count() > 0);
+    }
+    all.push(Arc::downgrade(shared));
+}
+
+/// Logs a WARNING per client that still holds unacknowledged messages (interpreter exit).
+pub fn warn_unacknowledged_at_exit() {
+    let all: Vec<Arc<Shared>> = CLIENTS.lock().iter().filter_map(Weak::upgrade).collect();
+    for shared in all {
+        let n = shared.state.lock().core.unacknowledged();
+        if n > 0 {
+            log::warn!(
+                target: LOG,
+                "exiting with {n} message(s) of client {:?} not acknowledged by {}:{}; they are \
+                 lost (call flush() or disconnect() before exit)",
+                shared.settings.client_id,
+                shared.settings.host,
+                shared.settings.port
+            );
+        }
+    }
 }
 
 impl Shared {
     pub fn new(core: Device, settings: Settings) -> Arc<Shared> {
-        let slots = settings.max_inflight as usize + 1;
-        Arc::new(Shared {
+        let session = Session::new(Options {
+            client_id: settings.client_id.clone(),
+            username: settings.username.clone(),
+            password: settings.password.clone(),
+            keepalive_s: settings.keepalive.as_secs().min(65_535) as u16,
+            max_inflight: settings.max_inflight,
+        });
+        let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 core,
+                session,
                 link: Link::Idle,
                 gen: 0,
-                mqtt: None,
-                stop: None,
-                fifo: VecDeque::new(),
-                pkids: vec![None; slots],
+                signals: None,
+                wake_pending: false,
                 last_error: None,
                 session_present: false,
                 subscribed: false,
@@ -325,61 +302,94 @@ impl Shared {
                 hub: None,
                 firmware_notes: VecDeque::new(),
                 firmware_events: VecDeque::new(),
+                firmware_busy: false,
                 in_hub: false,
             }),
             cond: Signal::default(),
             settings,
             firmware: Mutex::new(firmware::Writer::default()),
-        })
+        });
+        register(&shared);
+        shared
     }
 
-    fn options(&self) -> MqttOptions {
-        let s = &self.settings;
-        let mut o = MqttOptions::new(s.client_id.clone(), s.host.clone(), s.port);
-        o.set_keep_alive(s.keepalive);
-        o.set_clean_session(true);
-        // spec 2.5: ThingsBoard takes packets up to 64 KiB (tb-core refuses bigger uplinks);
-        // downlinks (attribute responses, firmware) may be larger.
-        o.set_max_packet_size(16 * 1024 * 1024, 65_536 + 16);
-        o.set_inflight(s.max_inflight.max(1));
-        if let Some(user) = &s.username {
-            o.set_credentials(user.clone(), s.password.clone().unwrap_or_default());
-        } else if let Some(pass) = &s.password {
-            o.set_credentials(String::new(), pass.clone());
+    /// Moves what the device wants to send into the session, in order, while the session is
+    /// up and its window has room. Call with the lock held, after changing the device; from
+    /// outside the IO task use [`send`](Shared::send), which also wakes it.
+    pub fn pump(&self, st: &mut State) {
+        if !st.session.is_up() {
+            return;
         }
-        if let Some(cfg) = &s.tls {
-            o.set_transport(Transport::tls_with_config(
-                rumqttc::TlsConfiguration::Rustls(cfg.clone()),
-            ));
+        let now = runtime::now_ms();
+        // Design: nothing is pulled from the device while the window is full, not even QoS 0
+        // or a SUBSCRIBE, so the order the device queued in is the order on the wire.
+        while st.session.has_room() {
+            match st.core.poll_transmit(now) {
+                None => break,
+                Some(Transmit::Subscribe { filters, qos }) => {
+                    st.session.subscribe(now, filters, qos);
+                }
+                Some(Transmit::Publish(p)) => {
+                    let (id, qos) = (p.id, p.qos);
+                    st.session
+                        .publish(now, id, p.topic.into_owned(), Bytes::from(p.payload), qos);
+                    if qos == QoS::AtMostOnce {
+                        // QoS 0: queued for this wake-up's write is all the acknowledgement
+                        // there will be.
+                        self.complete(st, id);
+                    }
+                }
+            }
         }
-        o
     }
 
-    /// Starts a new connection attempt (a new IO task). Returns the generation to wait on.
+    /// [`pump`](Shared::pump), then wakes the IO task if anything is to be written.
+    pub fn send(&self, st: &mut State) {
+        self.pump(st);
+        st.wake_io();
+    }
+
+    /// The one place a message is finished: its PUBACK arrived (QoS 1) or it was queued for
+    /// writing (QoS 0). Wakes whoever waits for it.
+    pub fn complete(&self, st: &mut State, id: MessageId) {
+        if st.core.handle_puback(id) {
+            let w = &st.wants;
+            if (w.flush > 0 && st.core.unacknowledged_qos1() == 0) || w.messages.contains(&id) {
+                self.cond.notify_all();
+            }
+            if st.aio.on_delivered(id, &st.core) {
+                st.report_to_hub();
+            }
+        }
+    }
+
+    /// The one place that announces events queued for Python (tb-core events, firmware
+    /// notes): wakes threads waiting for events and lists the client in its hub.
+    pub fn notify_events(&self, st: &mut State) {
+        if st.wants.events > 0 {
+            self.cond.notify_all();
+        }
+        st.report_to_hub();
+    }
+
+    /// Starts a new connection attempt (a new IO task); the first attempt waits up to
+    /// `timeout` for its CONNACK. Returns the generation.
     pub fn start(self: &Arc<Self>, timeout: Duration) -> Result<u64, String> {
         let mut st = self.state.lock();
-        if let Some(stop) = st.stop.take() {
-            stop.notify_one();
+        if let Some(sig) = st.signals.take() {
+            sig.stop.notify_one();
         }
         st.gen += 1;
         let gen = st.gen;
         st.link = Link::Connecting;
         st.closing = false;
         st.last_error = None;
-        let (client, mut eventloop) =
-            AsyncClient::new(self.options(), self.settings.channel_capacity);
-        // rumqttc reserves room for 100 buffered events per client (over 10 KiB); a client rarely
-        // holds more than a few, and the queue grows when it must.
-        eventloop.state.events = VecDeque::new();
-        let mut net = rumqttc::NetworkOptions::new();
-        net.set_tcp_nodelay(true);
-        net.set_connection_timeout(timeout.as_secs().max(1));
-        eventloop.set_network_options(net);
-        st.mqtt = Some(client);
-        let stop = Arc::new(Notify::new());
-        st.stop = Some(stop.clone());
+        st.wake_pending = false;
+        st.session.reset();
+        let sig = Arc::new(Signals::default());
+        st.signals = Some(sig.clone());
         drop(st);
-        if runtime::spawn(run(self.clone(), eventloop, gen, stop)) {
+        if runtime::spawn(crate::conn::run(self.clone(), gen, sig, timeout)) {
             Ok(gen)
         } else {
             let mut st = self.state.lock();
@@ -390,222 +400,31 @@ impl Shared {
         }
     }
 
-    /// Stops the IO task of the current generation, without DISCONNECT.
+    /// Stops the IO task of the current generation, without DISCONNECT. What was not
+    /// acknowledged stays in the device.
     pub fn abort(&self, st: &mut MutexGuard<'_, State>) {
-        if let Some(stop) = st.stop.take() {
-            stop.notify_one();
+        if let Some(sig) = st.signals.take() {
+            sig.stop.notify_one();
         }
         st.gen += 1;
-        st.mqtt = None;
         st.link = Link::Idle;
         st.core.handle_disconnected();
-        st.fifo.clear();
+        st.session.reset();
         self.cond.notify_all();
     }
 
-    /// Sends DISCONNECT and lets the IO task end once it went out.
+    /// Queues DISCONNECT and lets the IO task end once it went out. False if the link was
+    /// not up (then the task is stopped at once).
     pub fn begin_close(&self) -> bool {
         let mut st = self.state.lock();
-        if st.link != Link::Up {
+        if st.link != Link::Up || !st.session.is_up() {
             self.abort(&mut st);
             return false;
         }
         st.closing = true;
-        match st.mqtt.as_ref().map(|m| m.try_disconnect()) {
-            Some(Ok(())) => true,
-            _ => {
-                self.abort(&mut st);
-                false
-            }
-        }
-    }
-
-    pub fn notify_events(&self, st: &mut State) {
-        if st.wants.events > 0 {
-            self.cond.notify_all();
-        }
-        st.report_to_hub();
-    }
-
-    fn notify_delivered(&self, st: &mut State, id: MessageId) {
-        let w = &st.wants;
-        if (w.flush > 0 && st.core.unacknowledged_qos1() == 0) || w.messages.contains(&id) {
-            self.cond.notify_all();
-        }
-        if st.aio.on_delivered(id, &st.core) {
-            st.report_to_hub();
-        }
-    }
-
-    fn on_event(&self, gen: u64, ev: MqttEvent, reconnected: bool) -> After {
-        let mut st = self.state.lock();
-        if st.gen != gen {
-            return After::Exit;
-        }
-        match ev {
-            MqttEvent::Incoming(Packet::ConnAck(ack)) => {
-                st.core.handle_connected();
-                st.link = Link::Up;
-                st.session_present = ack.session_present;
-                st.subscribed = false;
-                st.fifo.clear();
-                st.pkids.iter_mut().for_each(|s| *s = None);
-                pump(&mut st);
-                self.cond.notify_all();
-                if reconnected {
-                    return After::Log(log::Level::Info, "reconnected to the server".into());
-                }
-            }
-            MqttEvent::Incoming(Packet::Publish(p)) => {
-                st.core
-                    .handle_publish(runtime::now_ms(), &p.topic, &p.payload);
-                // A firmware offer with a title that is no file name is refused here, before
-                // its first chunk request goes out with what else this queued.
-                firmware::take_events(&mut st, &self.settings.firmware_dir);
-                pump(&mut st);
-                self.notify_events(&mut st);
-            }
-            MqttEvent::Incoming(Packet::PubAck(ack)) => {
-                if let Some(id) = st.pkids.get_mut(ack.pkid as usize).and_then(Option::take) {
-                    st.core.handle_puback(id);
-                    self.notify_delivered(&mut st, id);
-                }
-            }
-            MqttEvent::Incoming(Packet::SubAck(ack)) => {
-                st.subscribed = true;
-                self.cond.notify_all();
-                if ack
-                    .return_codes
-                    .iter()
-                    .any(|c| matches!(c, SubscribeReasonCode::Failure))
-                {
-                    return After::Log(
-                        log::Level::Warn,
-                        format!("the server refused a subscription: {:?}", ack.return_codes),
-                    );
-                }
-            }
-            MqttEvent::Outgoing(Outgoing::Publish(pkid)) => {
-                if let Some(id) = st.fifo.pop_front() {
-                    if pkid == 0 {
-                        // QoS 0: written is all the acknowledgement there will be.
-                        st.core.handle_puback(id);
-                        self.notify_delivered(&mut st, id);
-                    } else {
-                        let slot = pkid as usize;
-                        if slot >= st.pkids.len() {
-                            st.pkids.resize(slot + 1, None);
-                        }
-                        st.pkids[slot] = Some(id);
-                    }
-                }
-            }
-            MqttEvent::Outgoing(Outgoing::Disconnect) if st.closing => {
-                st.link = Link::Idle;
-                st.mqtt = None;
-                st.stop = None;
-                st.core.handle_disconnected();
-                self.cond.notify_all();
-                return After::Exit;
-            }
-            _ => {}
-        }
-        After::Nothing
-    }
-
-    /// The link failed. Returns whether to try again.
-    fn on_error(&self, gen: u64, reason: String, was_up: bool) -> bool {
-        let mut st = self.state.lock();
-        if st.gen != gen {
-            return false;
-        }
-        st.core.handle_disconnected();
-        st.fifo.clear();
-        st.last_error = Some(reason);
-        let retry = if st.closing {
-            st.link = Link::Idle;
-            false
-        } else if !was_up && st.link == Link::Connecting {
-            st.link = Link::Failed;
-            false
-        } else {
-            st.link = Link::Down;
-            self.settings.reconnect
-        };
-        if !retry {
-            st.mqtt = None;
-            st.stop = None;
-        }
-        self.cond.notify_all();
-        retry
-    }
-}
-
-async fn run(shared: Arc<Shared>, mut eventloop: EventLoop, gen: u64, stop: Arc<Notify>) {
-    let mut was_up = false;
-    let mut delay = shared.settings.min_delay;
-    loop {
-        let permit = if eventloop.network.is_none() {
-            tokio::select! {
-                biased;
-                _ = stop.notified() => return,
-                p = CONNECTING.acquire() => p.ok(),
-            }
-        } else {
-            None
-        };
-        let res = tokio::select! {
-            biased;
-            _ = stop.notified() => return,
-            r = eventloop.poll() => r,
-        };
-        drop(permit);
-        match res {
-            Ok(ev) => {
-                let connack = matches!(ev, MqttEvent::Incoming(Packet::ConnAck(_)));
-                let publish = matches!(ev, MqttEvent::Incoming(Packet::Publish(_)));
-                if connack {
-                    // The device resends what is unacknowledged; rumqttc must not do it too.
-                    eventloop.pending.clear();
-                }
-                match shared.on_event(gen, ev, was_up) {
-                    After::Exit => return,
-                    After::Log(level, msg) => log::log!(target: LOG, level, "{msg}"),
-                    After::Nothing => {}
-                }
-                if publish {
-                    // Firmware chunks are written here, on the IO task, not through Python.
-                    firmware::process(&shared);
-                }
-                if connack {
-                    was_up = true;
-                    delay = shared.settings.min_delay;
-                }
-            }
-            Err(e) => {
-                let reason = describe(&e);
-                let retry = shared.on_error(gen, reason.clone(), was_up);
-                // Drain requests that raced the drop; the device resends them.
-                eventloop.clean();
-                eventloop.pending.clear();
-                if !retry {
-                    return;
-                }
-                log::warn!(
-                    target: LOG,
-                    "connection to {}:{} lost ({reason}); reconnecting in {:.1} s",
-                    shared.settings.host,
-                    shared.settings.port,
-                    delay.as_secs_f64()
-                );
-                tokio::select! {
-                    biased;
-                    _ = stop.notified() => return,
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                delay = (delay * 2).min(shared.settings.max_delay);
-            }
-        }
+        st.session.disconnect(runtime::now_ms());
+        st.wake_io();
+        true
     }
 }
 

@@ -124,13 +124,27 @@ pub fn take_events(st: &mut client::State, dir: &Path) {
 }
 
 /// Does the file work for the vetted firmware events outside the device lock; what Python
-/// must hear is queued as notes. Call after anything that may have produced firmware events.
+/// must hear is queued as notes. Call after anything that may have produced firmware events,
+/// from a Python thread or the blocking pool, never on an IO thread (writes, fsync, rename).
+/// One caller at a time does the work (in order); a concurrent call returns at once and its
+/// events are taken by the one at work.
 pub fn process(shared: &Shared) {
+    {
+        let mut st = shared.state.lock();
+        if st.firmware_busy {
+            return;
+        }
+        st.firmware_busy = true;
+    }
     loop {
         let events: Vec<FirmwareEvent> = {
             let mut st = shared.state.lock();
             take_events(&mut st, &shared.settings.firmware_dir);
-            st.firmware_events.drain(..).collect()
+            let events: Vec<FirmwareEvent> = st.firmware_events.drain(..).collect();
+            if events.is_empty() {
+                st.firmware_busy = false;
+            }
+            events
         };
         if events.is_empty() {
             return;
@@ -187,7 +201,7 @@ pub fn process(shared: &Shared) {
                         {
                             let mut st = shared.state.lock();
                             let _ = st.core.firmware_installed(&title, &version);
-                            client::pump(&mut st);
+                            shared.send(&mut st);
                         }
                         let path = path.display().to_string();
                         note(
@@ -226,7 +240,7 @@ pub fn process(shared: &Shared) {
 fn fail(shared: &Shared, why: &str) {
     let mut st = shared.state.lock();
     st.core.fail_firmware(why);
-    client::pump(&mut st);
+    shared.send(&mut st);
 }
 
 fn note(shared: &Shared, n: Note) {

@@ -1,16 +1,19 @@
 //! `thingsboard_sdk._engine`: the Rust engine behind the `thingsboard_sdk` Python package.
 //!
-//! tb-core holds the ThingsBoard protocol; this crate runs it over rumqttc on a shared tokio
-//! runtime (`runtime`), one IO task per client (`client`), and exposes it to Python (`py`).
+//! tb-core holds the ThingsBoard protocol and `session` the MQTT session, both sans-IO; `client`
+//! joins them behind one lock, `conn` runs one IO task per client on a shared tokio runtime
+//! (`runtime`), moving bytes with rumqttc's codec, and `py` exposes it all to Python.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod client;
+mod conn;
 mod convert;
 mod devserver;
 mod errors;
 mod firmware;
 mod py;
 mod runtime;
+mod session;
 mod tls;
 mod waker;
 
@@ -44,6 +47,8 @@ impl log::Log for Logger {
 /// Registered with `atexit`: stops log records from reaching Python.
 #[pyfunction]
 fn _python_exiting() {
+    // Still alive here: atexit runs before the interpreter tears down `logging`.
+    client::warn_unacknowledged_at_exit();
     PYTHON_ALIVE.store(false, Ordering::Release);
 }
 

@@ -64,10 +64,15 @@ pub(crate) enum Item {
     Firmware(firmware::Note),
 }
 
-pub(crate) fn drain_events(st: &mut client::State, taken: &mut Vec<Item>, max: usize) -> bool {
+pub(crate) fn drain_events(
+    shared: &Shared,
+    st: &mut client::State,
+    taken: &mut Vec<Item>,
+    max: usize,
+) -> bool {
     st.core.handle_timeout(runtime::now_ms());
     // A firmware chunk that timed out queues a FAILED report.
-    client::pump(st);
+    shared.send(st);
     st.in_hub = false;
     let before = taken.len();
     while taken.len() < max {
@@ -136,7 +141,7 @@ impl Client {
     {
         let mut st = self.shared.state.lock();
         let id = f(&mut st.core)?;
-        client::pump(&mut st);
+        self.shared.send(&mut st);
         Ok(id)
     }
 
@@ -388,8 +393,6 @@ impl Client {
             min_delay,
             max_delay,
             max_inflight,
-            // Never full: the device bounds what it hands over (see client.rs).
-            channel_capacity: max_queued + 64,
             firmware_dir,
         };
         Ok(Client {
@@ -438,11 +441,19 @@ impl Client {
                     ));
                     Ok(None)
                 }
+                Link::Connecting if self.shared.settings.reconnect => {
+                    // The attempt goes on in the background (it gives up on its own bound and
+                    // retries with the backoff); a server that answers later gets what is queued.
+                    st.last_error = Some(format!("no CONNACK within {:.1} s", t.as_secs_f64()));
+                    Ok(None)
+                }
                 Link::Connecting => {
                     self.shared.abort(&mut st);
                     st.last_error = Some(format!("no CONNACK within {:.1} s", t.as_secs_f64()));
                     Ok(None)
                 }
+                // The first attempt failed; with reconnect on, the IO task keeps trying.
+                Link::Down => Ok(None),
                 _ => {
                     if st.last_error.is_none() {
                         st.last_error = Some("connection failed".into());
@@ -471,6 +482,16 @@ impl Client {
                 let mut st = self.shared.state.lock();
                 self.shared.abort(&mut st);
             }
+        }
+        let left = self.shared.state.lock().core.unacknowledged();
+        if left > 0 {
+            log::warn!(
+                target: client::LOG,
+                "disconnect(): {left} message(s) not acknowledged by {}:{} stay queued in this \
+                 client; a later connect() sends them",
+                self.shared.settings.host,
+                self.shared.settings.port
+            );
         }
         Ok(())
     }
@@ -526,7 +547,7 @@ impl Client {
             .core
             .request_attributes(runtime::now_ms(), &c, &s, t)
             .map_err(SdkError::from)?;
-        client::pump(&mut st);
+        self.shared.send(&mut st);
         Ok(id.0)
     }
 
@@ -543,7 +564,7 @@ impl Client {
             .core
             .send_rpc_call(runtime::now_ms(), method, &v, t)
             .map_err(SdkError::from)?;
-        client::pump(&mut st);
+        self.shared.send(&mut st);
         Ok(id.0)
     }
 
@@ -598,11 +619,11 @@ impl Client {
         {
             let mut st = self.shared.state.lock();
             st.core.handle_timeout(runtime::now_ms());
-            client::pump(&mut st);
+            self.shared.send(&mut st);
         }
         // A chunk timeout may have ended a firmware download.
         firmware::process(&self.shared);
-        drain_events(&mut self.shared.state.lock(), &mut taken, max);
+        drain_events(&self.shared, &mut self.shared.state.lock(), &mut taken, max);
         if taken.is_empty() && dl.is_none_or(|d| d > Instant::now()) {
             loop {
                 // Wake at the next request deadline too, so timeouts are delivered on time.
@@ -620,7 +641,7 @@ impl Client {
                 };
                 let got = py.detach(|| {
                     client::wait_slice(&self.shared, Want::Events, until, SIGNAL_SLICE, |st| {
-                        drain_events(st, &mut taken, max)
+                        drain_events(&self.shared, st, &mut taken, max)
                     })
                 });
                 if got {

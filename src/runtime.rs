@@ -83,3 +83,9 @@ pub fn now_ms() -> u64 {
     let epoch = EPOCH.get_or_init(Instant::now);
     epoch.elapsed().as_millis() as u64
 }
+
+/// The `Instant` of a [`now_ms`] reading.
+pub fn instant_at(ms: u64) -> Instant {
+    let epoch = EPOCH.get_or_init(Instant::now);
+    *epoch + std::time::Duration::from_millis(ms)
+}

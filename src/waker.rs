@@ -28,7 +28,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use tb_core::{Device, MessageId};
 
-use crate::client::{self, Hub};
+use crate::client::Hub;
 use crate::firmware;
 use crate::py::{drain_events, item_to_py, Client, Handle, Item};
 use crate::runtime;
@@ -227,7 +227,7 @@ impl Waker {
         {
             let mut st = shared.state.lock();
             st.core.handle_timeout(runtime::now_ms());
-            client::pump(&mut st);
+            shared.send(&mut st);
         }
         // A chunk timeout may have ended a firmware download.
         firmware::process(shared);
@@ -238,7 +238,7 @@ impl Waker {
             let delivered: Vec<u64> = w.delivered.drain(..).map(|m| m.0).collect();
             let flushed = std::mem::take(&mut w.flushed);
             let room = std::mem::take(&mut w.room);
-            drain_events(&mut st, &mut taken, max);
+            drain_events(shared, &mut st, &mut taken, max);
             let now = runtime::now_ms();
             let next = st
                 .core

@@ -226,7 +226,8 @@ class AsyncTBDeviceClient:
         try:
             while not self._engine.connected:
                 link = self._engine.link
-                if link in ("failed", "idle"):
+                # "down": the first attempt failed (the engine would go on retrying).
+                if link in ("failed", "idle", "down"):
                     reason = self._engine.last_error or "connection failed"
                     raise ConnectionError(f"cannot connect to {self._host}:{self._port}: {reason}")
                 left = deadline - loop.time()
