@@ -17,12 +17,39 @@ mod session;
 mod tls;
 mod waker;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
 /// False once the interpreter begins to exit: from then on no log record may reach Python.
 static PYTHON_ALIVE: AtomicBool = AtomicBool::new(true);
+
+/// Log calls on their way into Python right now (see [`InFlight`]).
+static LOGGING: AtomicUsize = AtomicUsize::new(0);
+
+/// One log call counted while it may touch Python. Design: a thread that saw Python alive and
+/// then waits for the GIL must get it before finalization starts, or it aborts the process
+/// ("PyGILState_Release: thread state must be current"); exit waits for the count to drop.
+struct InFlight;
+
+impl InFlight {
+    fn enter() -> Option<InFlight> {
+        LOGGING.fetch_add(1, Ordering::SeqCst);
+        if PYTHON_ALIVE.load(Ordering::SeqCst) {
+            Some(InFlight)
+        } else {
+            LOGGING.fetch_sub(1, Ordering::SeqCst);
+            None
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        LOGGING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// pyo3-log, but silent once Python is exiting. Design: IO tasks and the dev server run on
 /// Rust threads that outlive the interpreter when a script exits with clients or a server still
@@ -32,11 +59,11 @@ struct Logger(pyo3_log::Logger);
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
-        PYTHON_ALIVE.load(Ordering::Acquire) && self.0.enabled(metadata)
+        InFlight::enter().is_some_and(|_g| self.0.enabled(metadata))
     }
 
     fn log(&self, record: &log::Record) {
-        if PYTHON_ALIVE.load(Ordering::Acquire) {
+        if let Some(_g) = InFlight::enter() {
             self.0.log(record);
         }
     }
@@ -44,12 +71,19 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// Registered with `atexit`: stops log records from reaching Python.
+/// Registered with `atexit`: warns about unacknowledged messages, then stops log records from
+/// reaching Python and lets the ones under way finish (GIL released, at most a second).
 #[pyfunction]
-fn _python_exiting() {
+fn _python_exiting(py: Python<'_>) {
     // Still alive here: atexit runs before the interpreter tears down `logging`.
     client::warn_unacknowledged_at_exit();
-    PYTHON_ALIVE.store(false, Ordering::Release);
+    PYTHON_ALIVE.store(false, Ordering::SeqCst);
+    py.detach(|| {
+        let until = Instant::now() + Duration::from_secs(1);
+        while LOGGING.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }
 
 #[pymodule]
