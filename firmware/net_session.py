@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Runs the networked firmware under qemu against the dev server and checks both sides.
+
+Usage: net_session.py ELF   (``firmware/run --net`` calls it after building ELF)
+
+It starts :class:`thingsboard_sdk.devserver.DevServer` on a free port of 127.0.0.1, registers
+the device, and boots qemu's ``lm3s6965evb`` with the Stellaris Ethernet on a user-mode
+network that reaches nothing but that port (``restrict=on``; ``guestfwd`` maps
+``10.0.2.100:1883`` to it). The access token goes to the firmware on its semihosting command
+line. Then it plays ThingsBoard's side of ``src/net/scenario.rs``, step by step, acting when
+the firmware's ``stage`` telemetry (or the data it stored) says the device is ready, and checks
+what the server stored. Every wait has a deadline; qemu is killed if it outlives its own.
+
+Exit status 0 only if every check here passed and the firmware exited 0 (its own checks).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+try:
+    from thingsboard_sdk.devserver import DevServer
+except ImportError as e:  # pragma: no cover - an environment problem, said plainly
+    sys.exit(
+        f"net_session.py: cannot import thingsboard_sdk ({e}); install the package first "
+        "(`pip install .` or `maturin develop`)"
+    )
+
+DEVICE = "qemu-lm3s6965"
+FW_TITLE, FW_VERSION, FW_SIZE = "net-demo", "1.1.0", 5000  # as in src/net/scenario.rs
+RPC_TIME = 1767225600000  # the scripted reply to the firmware's getCurrentTime
+QEMU_LIMIT_S = 240.0  # the firmware's own deadline is 150 s of its clock
+STEP_S = 60.0  # a bound per step, not a pause: steps end as soon as the data is there
+
+
+def fw_byte(i: int) -> int:
+    """Byte ``i`` of the image (``fw_byte`` in scenario.rs)."""
+    return ((i * 2654435761) & 0xFFFFFFFF) >> 24
+
+
+class Failed(Exception):
+    """A check or a wait failed; the message says which."""
+
+
+class Session:
+    """qemu's process and output, and the checks made so far."""
+
+    def __init__(self, server: DevServer, elf: str, token: str):
+        self.server = server
+        self.lines: list[str] = []
+        self.passed = 0
+        self.failed = 0
+        # One relay process per guest connection (`cmd:`), not a `tcp:` chardev: a chardev is
+        # one host connection opened when qemu starts, and slirp neither closes the guest's
+        # socket when the server closes it nor opens a new host connection for the guest's
+        # next one, so a reconnect could not happen.
+        relay = f"{sys.executable} {os.path.abspath(__file__)} --relay {server.port}"
+        if "," in relay:
+            raise Failed(f"qemu options cannot carry a comma: {relay!r}")
+        fwd = f"guestfwd=tcp:10.0.2.100:1883-cmd:{relay}"
+        cmd = [
+            "qemu-system-arm",
+            "-machine", "lm3s6965evb",
+            "-cpu", "cortex-m3",
+            "-nographic",
+            "-monitor", "none",
+            "-serial", "none",
+            "-semihosting-config", f"enable=on,target=native,arg=tb-firmware-net,arg={token}",
+            "-nic", f"user,model=stellaris,restrict=on,{fwd}",
+            "-kernel", elf,
+        ]  # fmt: skip
+        print("net_session: " + " ".join(cmd).replace(token, "<token>"), flush=True)
+        self.qemu = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+        # The run's hard bound, whatever hangs (qemu, the firmware, a wait here).
+        self.watchdog = threading.Timer(QEMU_LIMIT_S, self.qemu.kill)
+        self.watchdog.daemon = True
+        self.watchdog.start()
+
+    def _read(self) -> None:
+        assert self.qemu.stdout is not None
+        for line in self.qemu.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            print(f"  fw| {line}", flush=True)
+
+    def check(self, what: str, got: Any, want: Any) -> None:
+        if got == want:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"net_session: FAIL {what}: got {got!r}, want {want!r}", flush=True)
+
+    def wait(self, predicate: Callable[[], Any], what: str, timeout: float = STEP_S) -> Any:
+        """Waits until ``predicate()`` is truthy, re-checking on every change to the store.
+
+        Raises:
+            Failed: qemu exited first, or ``timeout`` seconds passed.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.server.generation()
+            value = predicate()
+            if value:
+                return value
+            if self.qemu.poll() is not None:
+                raise Failed(f"qemu exited ({self.qemu.returncode}) while waiting for {what}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failed(f"{what}: not within {timeout:.0f} s")
+            # Wakes on the next store change; the short slice only re-checks qemu's exit.
+            self.server.wait_for_change(seen, min(left, 0.5))
+
+    def stage(self, name: str) -> bool:
+        return self.server.latest_telemetry(DEVICE).get("stage") == name
+
+    def finish(self) -> int:
+        try:
+            rc = self.qemu.wait(timeout=STEP_S)
+        except subprocess.TimeoutExpired:
+            self.qemu.kill()
+            rc = self.qemu.wait()
+            print("net_session: FAIL qemu did not exit after the session", flush=True)
+            self.failed += 1
+        self.watchdog.cancel()
+        self.reader.join(timeout=5)
+        self.check("firmware exit status", rc, 0)
+        self.check("firmware said PASS", "PASS" in self.lines, True)
+        return rc
+
+
+def run(server: DevServer, s: Session) -> None:
+    dev = DEVICE
+    # 1-2. Connect with the token and the four subscriptions; what was queued at boot.
+    s.wait(lambda: s.server.is_connected(dev), "the device's MQTT session", timeout=90)
+    s.wait(lambda: s.stage("ready"), "stage ready (SUBACK, attribute and RPC responses)")
+    connected = [e for e in server.connection_events(dev) if e.kind == "connected"]
+    s.check("CONNECT protocol", connected[0].version, "3.1.1")
+    s.check("CONNECT client id", connected[0].client_id, "qemu-lm3s6965")
+    latest = server.latest_telemetry(dev, typed=True)
+    s.check(
+        "telemetry types",
+        {k: (p.type, p.value) for k, p in latest.items() if k != "stage"},
+        {
+            "temperature": ("DOUBLE", 25.5),
+            "humidity": ("LONG", 60),
+            "active": ("BOOLEAN", True),
+            "label": ("STRING", "qemu"),
+        },
+    )
+    s.check(
+        "client attribute types",
+        server.client_attributes(dev, typed=True),
+        {
+            "model": ("STRING", "lm3s6965"),
+            "flash_kib": ("LONG", 256),
+            "ratio": ("DOUBLE", 0.25),
+            "debug": ("BOOLEAN", False),
+            "limits": ("JSON", {"min": 1, "max": 9}),
+        },
+    )
+    calls = server.client_rpc_requests(dev)
+    s.check(
+        "client RPC stored and answered",
+        [(c.method, c.params, c.reply) for c in calls],
+        [("getCurrentTime", {}, {"time": RPC_TIME})],
+    )
+
+    # 3. Shared-attribute push.
+    server.set_shared_attributes(dev, {"targetTemp": 23.5})
+    applied = s.wait(
+        lambda: server.client_attributes(dev, typed=True).get("applied_targetTemp"),
+        "applied_targetTemp",
+    )
+    s.check("applied_targetTemp", applied, ("DOUBLE", 23.5))
+
+    # 4. Server-side RPC.
+    reply = server.send_rpc(dev, "setLed", {"on": True}, timeout=STEP_S)
+    s.check("server RPC reply", reply, {"led": True})
+    s.check(
+        "server RPC record",
+        [(r.method, r.status, r.reply) for r in server.rpc_records(dev)],
+        [("setLed", "SUCCESSFUL", {"led": True})],
+    )
+
+    # 5. Firmware update over the link.
+    image = bytes(fw_byte(i) for i in range(FW_SIZE))
+    checksum = server.set_firmware(dev, image, FW_TITLE, FW_VERSION, "SHA256")
+    s.wait(
+        lambda: server.latest_telemetry(dev).get("fw_state") == "UPDATED",
+        "fw_state UPDATED",
+        timeout=90,
+    )
+    s.check(
+        "fw_state sequence",
+        [p.value for p in server.telemetry(dev, "fw_state")],
+        ["INITIATED", "DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATED"],
+    )
+    latest = server.latest_telemetry(dev)
+    s.check(
+        "current firmware reported",
+        (latest.get("current_fw_title"), latest.get("current_fw_version")),
+        (FW_TITLE, FW_VERSION),
+    )
+    s.check("checksum the server offered", len(checksum), 64)
+
+    # 6. Drop the connection while two QoS 1 messages wait for PUBACKs the device will not read.
+    s.wait(lambda: len(server.telemetry(dev, "resend")) >= 2, "both resend messages stored")
+    s.check("server dropped the device", server.disconnect_device(dev), True)
+    s.wait(lambda: s.stage("done"), "stage done after the reconnect", timeout=90)
+    s.check(
+        "resend values (stored, then stored again after the reconnect)",
+        [p.value for p in server.telemetry(dev, "resend")],
+        [1, 2, 1, 2],
+    )
+    kinds = [e.kind for e in server.connection_events(dev)]
+    s.check("connection events", kinds[:3], ["connected", "disconnected", "connected"])
+
+
+def relay(port: int) -> int:
+    """Joins the guest connection slirp hands over (fds 0 and 1) to a new TCP connection to
+    the dev server, byte for byte, until either side closes; exiting closes the other.
+    """
+    # fd 2 is the guest's connection too: nothing may be printed.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        up = socket.create_connection(("127.0.0.1", port), timeout=10)
+    except OSError:
+        return 1
+    up.settimeout(None)
+    while True:
+        ready, _, _ = select.select([0, up], [], [])
+        if 0 in ready:
+            data = os.read(0, 65536)
+            if not data:
+                return 0
+            up.sendall(data)
+        if up in ready:
+            data = up.recv(65536)
+            if not data:
+                return 0
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view) :]
+
+
+def main() -> int:
+    if len(sys.argv) == 3 and sys.argv[1] == "--relay":
+        return relay(int(sys.argv[2]))
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    with DevServer() as server:
+        token = server.add_device(DEVICE)
+        assert token is not None
+        server.set_shared_attributes(DEVICE, {"targetTemp": 21.5})
+        server.set_client_rpc_reply("getCurrentTime", {"time": RPC_TIME})
+        print(f"net_session: dev server on 127.0.0.1:{server.port}", flush=True)
+        s = Session(server, sys.argv[1], token)
+        try:
+            run(server, s)
+        except Failed as e:
+            s.failed += 1
+            print(f"net_session: FAIL {e}", flush=True)
+            if s.qemu.poll() is None:
+                s.qemu.kill()
+        except BaseException:
+            s.qemu.kill()
+            raise
+        s.finish()
+    print(f"net_session: server side {s.passed} passed, {s.failed} failed", flush=True)
+    return 0 if s.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,459 @@
+//! The session the networked firmware runs against the dev server, and the checks it makes
+//! on what it sees. `firmware/net_session.py` drives the server side and checks what the
+//! server stored; the two meet through the network only (the firmware reports its progress
+//! as `stage` telemetry, the script acts when it sees it).
+//!
+//! 1. At boot, before any connection: telemetry and client attributes of every ThingsBoard
+//!    type, an attribute request (client `model`, shared `targetTemp`), a client-side RPC
+//!    `getCurrentTime`; all queue in tb-core until CONNACK.
+//! 2. After CONNACK: the four-filter SUBSCRIBE, granted QoS 1; the attribute response
+//!    (`model` = "lm3s6965", `targetTemp` = 21.5) and the RPC response (the server's scripted
+//!    `{"time": 1767225600000}`); then `stage` = "ready".
+//! 3. The server pushes `targetTemp` = 23.5: one update naming our subscription; the
+//!    firmware answers with the client attribute `applied_targetTemp`.
+//! 4. The server calls `setLed` with `{"on": true}`; the reply is `{"led": true}`.
+//! 5. The server assigns firmware "net-demo" 1.1.0 (SHA256, [`FW_SIZE`] bytes): tb-core
+//!    downloads it in 1 KiB chunks; each chunk is checked against the image's generator
+//!    ([`fw_byte`], the same formula as the script's) and written at its offset, tb-core
+//!    verifies the checksum, the firmware "installs" it; the reports sent are exactly
+//!    DOWNLOADING, DOWNLOADED, VERIFIED, UPDATED.
+//! 6. Two QoS 1 `resend` telemetry messages go out while the link holds its input, so their
+//!    PUBACKs stay unread; the server drops the connection (the script calls
+//!    `disconnect_device` once it stored both); after the reconnect the device's first
+//!    transmits are the SUBSCRIBE and then exactly those two messages, which are then
+//!    acknowledged.
+//! 7. `stage` = "done", acknowledged; the run ends.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::Debug;
+
+use cortex_m_semihosting::hprintln;
+use tb_core::serde_json::json;
+use tb_core::{Device, Event, FirmwareEvent, MessageId, Millis, RequestId, SubscriptionId};
+
+use crate::link::{Link, LinkEvent};
+
+/// Size of the image the script assigns.
+pub const FW_SIZE: u64 = 5_000;
+/// Title and version the script assigns.
+const FW_TITLE: &str = "net-demo";
+const FW_VERSION: &str = "1.1.0";
+
+/// Byte `i` of the assigned image (the script builds it with the same formula).
+pub fn fw_byte(i: u64) -> u8 {
+    ((i as u32).wrapping_mul(2_654_435_761) >> 24) as u8
+}
+
+/// Counts of checks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Report {
+    pub passed: u32,
+    pub failed: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Basics,
+    AwaitPush,
+    AwaitRpc,
+    AwaitFirmware,
+    AwaitUpdatedAck,
+    AwaitDrop,
+    AwaitResend,
+    AwaitDoneAck,
+    Finished,
+}
+
+/// The device side of the session.
+pub struct Scenario {
+    report: Report,
+    stage: Stage,
+    sub_temp: SubscriptionId,
+    attr_req: RequestId,
+    rpc_req: RequestId,
+    attr_ok: bool,
+    rpc_ok: bool,
+    suback_ok: bool,
+    connects: u32,
+    fw_written: u64,
+    fw_states: Vec<String>,
+    updated_id: Option<MessageId>,
+    resend: Vec<MessageId>,
+    /// Device publishes seen after the reconnect, in order.
+    after_reconnect: Vec<MessageId>,
+    subscribed_after_reconnect: bool,
+    done_id: Option<MessageId>,
+}
+
+impl Scenario {
+    /// Queues step 1 (before any connection).
+    pub fn start(now: Millis, dev: &mut Device) -> Scenario {
+        hprintln!("-- boot: queue telemetry, attributes, an attribute request, a client RPC");
+        let sub_temp = dev.subscribe_to_attribute("targetTemp");
+        let mut s = Scenario {
+            report: Report::default(),
+            stage: Stage::Basics,
+            sub_temp,
+            attr_req: RequestId(0),
+            rpc_req: RequestId(0),
+            attr_ok: false,
+            rpc_ok: false,
+            suback_ok: false,
+            connects: 0,
+            fw_written: 0,
+            fw_states: Vec::new(),
+            updated_id: None,
+            resend: Vec::new(),
+            after_reconnect: Vec::new(),
+            subscribed_after_reconnect: false,
+            done_id: None,
+        };
+        let telemetry =
+            json!({"temperature": 25.5, "humidity": 60, "active": true, "label": "qemu"});
+        let r = dev.send_telemetry(&telemetry);
+        s.check("queue telemetry", r.is_ok(), || format!("{r:?}"));
+        let attributes = json!({
+            "model": "lm3s6965",
+            "flash_kib": 256,
+            "ratio": 0.25,
+            "debug": false,
+            "limits": {"min": 1, "max": 9},
+        });
+        let r = dev.send_attributes(&attributes);
+        s.check("queue attributes", r.is_ok(), || format!("{r:?}"));
+        match dev.request_attributes(now, &["model"], &["targetTemp"], 30_000) {
+            Ok(id) => s.attr_req = id,
+            Err(e) => s.check("request attributes", false, || format!("{e:?}")),
+        }
+        match dev.send_rpc_call(now, "getCurrentTime", &json!({}), 30_000) {
+            Ok(id) => s.rpc_req = id,
+            Err(e) => s.check("client RPC", false, || format!("{e:?}")),
+        }
+        s
+    }
+
+    /// Whether the session is over (passed or not).
+    pub fn finished(&self) -> bool {
+        self.stage == Stage::Finished
+    }
+
+    /// The checks so far.
+    pub fn report(&self) -> Report {
+        self.report
+    }
+
+    /// Name of the step the session waits in (for a timeout message).
+    pub fn waiting_for(&self) -> &'static str {
+        match self.stage {
+            Stage::Basics => "SUBACK, attribute response and client RPC response",
+            Stage::AwaitPush => "the shared-attribute push",
+            Stage::AwaitRpc => "the server-side RPC",
+            Stage::AwaitFirmware => "the firmware update",
+            Stage::AwaitUpdatedAck => "the PUBACK of the UPDATED report",
+            Stage::AwaitDrop => "the server to drop the connection",
+            Stage::AwaitResend => "the resent messages to be acknowledged",
+            Stage::AwaitDoneAck => "the PUBACK of stage done",
+            Stage::Finished => "nothing",
+        }
+    }
+
+    fn check(&mut self, what: &str, ok: bool, detail: impl FnOnce() -> String) {
+        if ok {
+            self.report.passed += 1;
+        } else {
+            self.report.failed += 1;
+            hprintln!("FAIL [{:?}] {}: {}", self.stage, what, detail());
+        }
+    }
+
+    fn eq<T: PartialEq + Debug>(&mut self, what: &str, got: T, want: T) {
+        let ok = got == want;
+        self.check(what, ok, || format!("got {got:?}, want {want:?}"));
+    }
+
+    fn enter(&mut self, stage: Stage, note: &str) {
+        hprintln!("-- {}", note);
+        self.stage = stage;
+    }
+
+    /// One turn: reacts to what the link and the device report, issues the next commands.
+    pub fn step(&mut self, now: Millis, dev: &mut Device, link: &mut Link) {
+        while let Some(ev) = link.poll_event() {
+            self.on_link(dev, link, ev);
+        }
+        while let Some(ev) = dev.poll_event() {
+            self.on_event(now, dev, ev);
+        }
+        while let Some(ev) = dev.poll_firmware_event() {
+            self.on_firmware(dev, ev);
+        }
+        self.advance(dev, link);
+    }
+
+    fn on_link(&mut self, dev: &mut Device, link: &mut Link, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up => {
+                self.connects += 1;
+                hprintln!("link: MQTT session {} up (CONNACK accepted)", self.connects);
+            }
+            LinkEvent::Down(why) => {
+                hprintln!("link: down ({})", why);
+                if self.stage == Stage::AwaitDrop {
+                    self.eq(
+                        "QoS 1 messages unacknowledged at the drop",
+                        dev.unacknowledged_qos1(),
+                        2,
+                    );
+                    link.hold_input(false);
+                    self.enter(
+                        Stage::AwaitResend,
+                        "reconnect: expect SUBSCRIBE, then the two resends",
+                    );
+                } else if self.connects > 0 {
+                    self.check("connection kept", false, || why.to_string());
+                }
+            }
+            LinkEvent::Subscribed(n) => {
+                // The session's four filters after each CONNACK; the two firmware filters
+                // before the first chunk request of a connection.
+                let firmware = self.stage == Stage::AwaitFirmware && n == 2;
+                self.check("SUBSCRIBE filters", n == 4 || firmware, || {
+                    format!("{n} filters")
+                });
+                if self.stage == Stage::AwaitResend {
+                    self.eq("SUBSCRIBE before resends", self.after_reconnect.len(), 0);
+                    self.subscribed_after_reconnect = true;
+                }
+            }
+            LinkEvent::SubAck(codes) => {
+                let granted = !codes.is_empty() && codes.iter().all(|&c| c == 1);
+                self.check("SUBACK grants QoS 1", granted, || format!("{codes:?}"));
+                self.suback_ok = true;
+            }
+            LinkEvent::Published { id, fw_state } => {
+                if let Some(state) = fw_state {
+                    if state == "UPDATED" {
+                        self.updated_id = Some(id);
+                    }
+                    self.fw_states.push(state);
+                }
+                if self.stage == Stage::AwaitResend {
+                    self.after_reconnect.push(id);
+                }
+            }
+        }
+    }
+
+    fn on_event(&mut self, now: Millis, dev: &mut Device, ev: Event) {
+        match ev {
+            Event::AttributeResponse { id, result } => {
+                self.eq("attribute response id", id, self.attr_req);
+                match result {
+                    Ok(v) => {
+                        self.eq(
+                            "client model",
+                            v["client"]["model"].clone(),
+                            json!("lm3s6965"),
+                        );
+                        self.eq(
+                            "shared targetTemp",
+                            v["shared"]["targetTemp"].clone(),
+                            json!(21.5),
+                        );
+                    }
+                    Err(e) => self.check("attribute response", false, || format!("{e:?}")),
+                }
+                self.attr_ok = true;
+            }
+            Event::RpcResponse { id, result } => {
+                self.eq("client RPC id", id, self.rpc_req);
+                self.eq(
+                    "client RPC reply",
+                    result,
+                    Ok(json!({"time": 1_767_225_600_000u64})),
+                );
+                self.rpc_ok = true;
+            }
+            Event::AttributeUpdate {
+                data,
+                subscriptions,
+            } => {
+                if data.contains_key("targetTemp") {
+                    self.eq("push arrives after ready", self.stage, Stage::AwaitPush);
+                    self.eq("pushed targetTemp", data["targetTemp"].clone(), json!(23.5));
+                    self.eq(
+                        "subscriptions named",
+                        subscriptions,
+                        alloc::vec![self.sub_temp],
+                    );
+                    let r = dev.send_attributes(&json!({"applied_targetTemp": data["targetTemp"]}));
+                    self.check("send applied_targetTemp", r.is_ok(), || format!("{r:?}"));
+                    self.enter(Stage::AwaitRpc, "await the server-side RPC setLed");
+                } else {
+                    // The firmware assignment's fw_* keys and its {"deleted": [...]} push.
+                    let fw = data.keys().all(|k| k.starts_with("fw_") || k == "deleted");
+                    self.check("only firmware keys besides targetTemp", fw, || {
+                        format!("{data:?}")
+                    });
+                }
+            }
+            Event::RpcRequest { id, body } => {
+                self.eq(
+                    "server RPC arrives after the push",
+                    self.stage,
+                    Stage::AwaitRpc,
+                );
+                self.eq("server RPC method", body["method"].clone(), json!("setLed"));
+                self.eq(
+                    "server RPC params",
+                    body["params"].clone(),
+                    json!({"on": true}),
+                );
+                let r = dev.send_rpc_reply(&id, &json!({"led": true}));
+                self.check("send RPC reply", r.is_ok(), || format!("{r:?}"));
+                self.enter(Stage::AwaitFirmware, "await the firmware assignment");
+            }
+            Event::ProvisionResponse(o) => {
+                self.check("no provisioning", false, || format!("{o:?}"))
+            }
+            Event::Dropped { topic, reason } => {
+                self.check("nothing dropped", false, || format!("{topic}: {reason:?}"))
+            }
+        }
+        let _ = now;
+    }
+
+    fn on_firmware(&mut self, dev: &mut Device, ev: FirmwareEvent) {
+        match ev {
+            FirmwareEvent::Started {
+                title,
+                version,
+                size,
+                algorithm,
+            } => {
+                hprintln!(
+                    "firmware: {} {} ({} bytes, {}) assigned",
+                    title,
+                    version,
+                    size,
+                    algorithm.name()
+                );
+                self.eq("firmware title", title.as_str(), FW_TITLE);
+                self.eq("firmware version", version.as_str(), FW_VERSION);
+                self.eq("firmware size", size, FW_SIZE);
+                self.eq("firmware algorithm", algorithm.name(), "SHA256");
+                self.fw_written = 0;
+            }
+            FirmwareEvent::Chunk { offset, data } => {
+                self.eq("chunk offset (contiguous)", offset, self.fw_written);
+                let bad = data
+                    .iter()
+                    .enumerate()
+                    .position(|(i, &b)| b != fw_byte(offset + i as u64));
+                self.check("chunk bytes", bad.is_none(), || {
+                    format!("byte {} of the chunk at {offset} differs", bad.unwrap_or(0))
+                });
+                self.fw_written = offset + data.len() as u64;
+            }
+            FirmwareEvent::Progress { received, total } => {
+                hprintln!("firmware: {}/{} bytes", received, total);
+            }
+            FirmwareEvent::Verified {
+                title,
+                version,
+                size,
+            } => {
+                self.eq("verified size", size, FW_SIZE);
+                self.eq("bytes written", self.fw_written, FW_SIZE);
+                // A real device would mark the slot bootable and reboot; this one installs at once.
+                let r = dev.firmware_installed(&title, &version);
+                self.check("firmware_installed", r.is_ok(), || format!("{r:?}"));
+                self.eq(
+                    "current firmware",
+                    dev.current_firmware(),
+                    (FW_TITLE, FW_VERSION),
+                );
+                self.enter(Stage::AwaitUpdatedAck, "firmware verified and installed");
+            }
+            FirmwareEvent::Failed { error, .. } => {
+                self.check("firmware update", false, || error);
+            }
+        }
+    }
+
+    fn advance(&mut self, dev: &mut Device, link: &mut Link) {
+        match self.stage {
+            Stage::Basics => {
+                if self.suback_ok && self.attr_ok && self.rpc_ok {
+                    self.stage_telemetry(dev, "ready");
+                    self.enter(Stage::AwaitPush, "ready: await the shared-attribute push");
+                }
+            }
+            Stage::AwaitUpdatedAck => {
+                if let Some(id) = self.updated_id {
+                    if !dev.is_pending(id) {
+                        let want = ["DOWNLOADING", "DOWNLOADED", "VERIFIED", "UPDATED"];
+                        let got = core::mem::take(&mut self.fw_states);
+                        let got: Vec<&str> = got.iter().map(String::as_str).collect();
+                        self.eq("fw_state reports", got.as_slice(), &want[..]);
+                        link.hold_input(true);
+                        for n in 1..=2 {
+                            match dev.send_telemetry(&json!({ "resend": n })) {
+                                Ok(id) => self.resend.push(id),
+                                Err(e) => self.check("queue resend", false, || format!("{e:?}")),
+                            }
+                        }
+                        self.enter(
+                            Stage::AwaitDrop,
+                            "input held: two QoS 1 messages whose PUBACKs stay unread; await the drop",
+                        );
+                    }
+                }
+            }
+            Stage::AwaitResend => {
+                if self.after_reconnect.len() >= self.resend.len()
+                    && self.resend.iter().all(|&id| !dev.is_pending(id))
+                {
+                    self.eq("reconnects", self.connects, 2);
+                    self.check(
+                        "SUBSCRIBE after the reconnect",
+                        self.subscribed_after_reconnect,
+                        String::new,
+                    );
+                    let first = self.after_reconnect[..self.resend.len()].to_vec();
+                    self.eq(
+                        "first publishes after the reconnect",
+                        first,
+                        self.resend.clone(),
+                    );
+                    self.eq(
+                        "unacknowledged after the resend",
+                        dev.unacknowledged_qos1(),
+                        0,
+                    );
+                    let id = self.stage_telemetry(dev, "done");
+                    self.done_id = id;
+                    self.enter(Stage::AwaitDoneAck, "resent and acknowledged: stage done");
+                }
+            }
+            Stage::AwaitDoneAck => {
+                if self.done_id.is_none_or(|id| !dev.is_pending(id)) {
+                    self.stage = Stage::Finished;
+                }
+            }
+            Stage::AwaitPush
+            | Stage::AwaitRpc
+            | Stage::AwaitFirmware
+            | Stage::AwaitDrop
+            | Stage::Finished => {}
+        }
+    }
+
+    fn stage_telemetry(&mut self, dev: &mut Device, stage: &str) -> Option<MessageId> {
+        let r = dev.send_telemetry(&json!({ "stage": stage }));
+        self.check("send stage", r.is_ok(), || format!("{r:?}"));
+        r.ok()
+    }
+}
