@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Flash use of the firmware ELF: .text and .rodata, and how much of them tb-core accounts for.
 
-Usage: size.py ELF
+Usage: size.py [--net] ELF
+
+--net (the networked firmware): smoltcp and fw-mqtt get rows of their own, and the static
+RAM (.data, .bss and their largest objects) is printed too; peak heap and stack use are
+measured by the firmware itself and printed at the end of its run.
 
 Reads sections and symbols with `readelf` (target-independent, in binutils) and attributes each
 symbol by its demangled name, first match wins:
@@ -44,14 +48,20 @@ BUCKETS = [
         ),
     ),
 ]
+NET_BUCKETS = [
+    ("smoltcp", re.compile(r"smoltcp|heapless|managed|byteorder")),
+    ("fw-mqtt", re.compile(r"fw_mqtt")),
+]
 SECTIONS = (".text", ".rodata")
+RAM_SECTIONS = (".data", ".bss", ".uninit")
 
 
 def readelf(*args):
     return subprocess.run(["readelf", *args], check=True, capture_output=True, text=True).stdout
 
 
-def main(elf):
+def main(elf, net=False):
+    buckets = BUCKETS[:3] + NET_BUCKETS + BUCKETS[3:] if net else BUCKETS
     sections = {}  # index -> (name, size)
     for m in re.finditer(
         r"^\s*\[\s*(\d+)\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+([0-9a-f]+)",
@@ -60,8 +70,9 @@ def main(elf):
     ):
         sections[int(m.group(1))] = (m.group(2), int(m.group(3), 16))
     totals = {name: size for name, size in sections.values() if name in SECTIONS}
-    used = {(b, s): 0 for b, _ in BUCKETS + [("other", None)] for s in SECTIONS}
+    used = {(b, s): 0 for b, _ in buckets + [("other", None)] for s in SECTIONS}
     seen = set()
+    ram_objects = []
     for line in readelf("-sW", "-C", elf).splitlines():
         parts = line.split(None, 7)
         if len(parts) < 8 or not parts[0].rstrip(":").isdigit() or not parts[6].isdigit():
@@ -70,17 +81,21 @@ def main(elf):
         size = int(size, 16) if size.startswith("0x") else int(size)
         sec = sections.get(int(ndx), ("", 0))[0]
         key = (int(value, 16) & ~1, sec)
+        if size and sec in RAM_SECTIONS and key not in seen:
+            seen.add(key)
+            ram_objects.append((size, sec, name))
+            continue
         if size == 0 or sec not in SECTIONS or key in seen:
             continue
         seen.add(key)
-        bucket = next((b for b, rx in BUCKETS if rx.search(name)), "other")
+        bucket = next((b for b, rx in buckets if rx.search(name)), "other")
         used[(bucket, sec)] += size
 
     def kib(n):
         return f"{n:7d} B {n / 1024:6.1f} KiB"
 
     print(f"{'':16} {'.text':>18} {'.rodata':>18} {'sum':>18}")
-    rows = [b for b, _ in BUCKETS] + ["other"]
+    rows = [b for b, _ in buckets] + ["other"]
     for b in rows:
         t, r = used[(b, ".text")], used[(b, ".rodata")]
         print(f"{b:16} {kib(t)} {kib(r)} {kib(t + r)}")
@@ -96,8 +111,20 @@ def main(elf):
     upper = core + nt + nr + used[("other", ".text")] + used[("other", ".rodata")]
     kb = upper / 1024
     print(f"tb-core + deps, upper bound (plus all unattributed bytes): {upper} B = {kb:.1f} KiB")
+    if net:
+        ram = {name: size for name, size in sections.values() if name in RAM_SECTIONS}
+        total = sum(ram.values())
+        parts = ", ".join(f"{n} {ram[n]} B" for n in RAM_SECTIONS if n in ram)
+        print(f"static RAM: {parts}; {total} B = {total / 1024:.1f} KiB of 64 KiB")
+        for size, sec, name in sorted(ram_objects, reverse=True)[:8]:
+            print(f"  {sec:7} {size:6d} B  {name}")
     return 0 if core <= 48 * 1024 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    args = sys.argv[1:]
+    net = "--net" in args
+    args = [a for a in args if a != "--net"]
+    if len(args) != 1:
+        sys.exit(__doc__)
+    sys.exit(main(args[0], net))
