@@ -8,8 +8,11 @@ use serde_json::{Map, Value};
 
 use crate::error::{CapacityError, Error, PeerError, UsageError};
 use crate::firmware::{self, Firmware, FirmwareConfig, FirmwareEvent};
+use crate::gateway::Gateway;
+use crate::limits::{self, Pacer, SessionLimits};
 use crate::payload::{self, kind};
 use crate::provision::{self, ProvisionOutcome};
+use crate::split::{self, Shape};
 use crate::topics;
 
 /// Milliseconds on a monotonic clock the host chooses; only differences matter.
@@ -54,6 +57,9 @@ pub enum Mode {
     Device,
     /// A provisioning-only session (spec 10.1).
     Provisioning,
+    /// A gateway: a device that also relays for sub-devices on `v1/gateway/*`
+    /// (thingsboard-gateway.md; see [`crate::gateway`]).
+    Gateway,
 }
 
 /// Settings of a [`Device`].
@@ -74,7 +80,21 @@ pub struct Config {
     pub max_packet_size: usize,
     /// Firmware updates over the air (spec 11); see [`crate::firmware`].
     pub firmware: FirmwareConfig,
+    /// Ask the server for its limits (`getSessionLimits`, spec 8) after every CONNACK, then
+    /// split and pace by them. A server that does not answer is fine.
+    pub ask_session_limits: bool,
+    /// How long queued publishes wait after a CONNACK for the `getSessionLimits` answer
+    /// before they go unpaced, while no answer came on an earlier connection (once the server
+    /// answered, later connections wait for the answer up to [`LIMITS_TIMEOUT_MS`]).
+    pub limits_hold_ms: Millis,
+    /// Limits set by hand; when given, the server is not asked.
+    pub limits: Option<SessionLimits>,
+    /// Pace publishes by the rate limits (when false, limits only bound the packet size).
+    pub pace: bool,
 }
+
+/// How long the `getSessionLimits` request waits for its answer.
+pub const LIMITS_TIMEOUT_MS: Millis = 10_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -85,6 +105,10 @@ impl Default for Config {
             echo_window_ms: 10_000,
             max_packet_size: 65_536,
             firmware: FirmwareConfig::default(),
+            ask_session_limits: false,
+            limits_hold_ms: 0,
+            limits: None,
+            pace: true,
         }
     }
 }
@@ -92,7 +116,10 @@ impl Default for Config {
 /// One outgoing MQTT PUBLISH.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Publish {
-    /// The device's id for this message.
+    /// The device's id for this message. The parts of a split upload share one id, and the
+    /// message is delivered once every part was acknowledged. Id 0 marks the device's own
+    /// messages (the `getSessionLimits` request, a gateway's re-announcements), which no
+    /// handle waits for.
     pub id: MessageId,
     /// Topic name.
     pub topic: Cow<'static, str>,
@@ -100,6 +127,9 @@ pub struct Publish {
     pub payload: Vec<u8>,
     /// QoS to publish at.
     pub qos: QoS,
+    /// Data points the message carries (telemetry and attribute uploads), as rate limits
+    /// count them.
+    pub data_points: u32,
 }
 
 /// Something the host must send.
@@ -211,35 +241,47 @@ const MAX_ECHOES: usize = 64;
 /// are sent again, in their original order, after the next CONNACK.
 #[derive(Debug)]
 pub struct Device {
-    cfg: Config,
+    pub(crate) cfg: Config,
     connected: bool,
     subscribe_due: bool,
     /// Whether this connection subscribed to the firmware filters (before its first chunk
     /// request; see [`topics::FIRMWARE_SUBSCRIPTIONS`]).
     fw_subscribed: bool,
     next_msg: u64,
-    next_attr_request: u32,
+    pub(crate) next_attr_request: u32,
     next_rpc: u32,
     next_sub: u32,
     subscriptions: Vec<(SubscriptionId, String)>,
     pending: Vec<Pending>,
-    queued: VecDeque<Publish>,
+    pub(crate) queued: VecDeque<Publish>,
     inflight: VecDeque<Publish>,
-    events: VecDeque<Event>,
+    pub(crate) events: VecDeque<Event>,
     echoes: VecDeque<Echo>,
-    qos1_unacked: usize,
+    pub(crate) qos1_unacked: usize,
     fw: Firmware,
+    pub(crate) gw: Gateway,
+    pub(crate) pacer: Pacer,
+    /// The limits in force (by hand, or the server's answer).
+    pub(crate) limits: Option<SessionLimits>,
+    /// After a CONNACK: until when data waits for the `getSessionLimits` answer.
+    pub(crate) limits_hold: Option<Millis>,
+    /// The `getSessionLimits` request is out; its answer is awaited until this deadline.
+    pub(crate) limits_deadline: Option<Millis>,
+    /// The server answered `getSessionLimits` on some connection.
+    pub(crate) limits_answered: bool,
+    /// The head of the queue waits for the pacer until then.
+    pub(crate) paced_until: Option<Millis>,
 }
 
 impl Device {
     /// A new, disconnected device session.
     pub fn new(cfg: Config) -> Device {
-        // Firmware downloads belong to device sessions only.
+        // Firmware downloads belong to device sessions only (a gateway is one, too).
         let fw_cfg = FirmwareConfig {
-            enabled: cfg.firmware.enabled && cfg.mode == Mode::Device,
+            enabled: cfg.firmware.enabled && cfg.mode != Mode::Provisioning,
             ..cfg.firmware.clone()
         };
-        Device {
+        let mut dev = Device {
             fw: Firmware::new(fw_cfg, cfg.max_packet_size),
             cfg,
             connected: false,
@@ -256,7 +298,18 @@ impl Device {
             events: VecDeque::new(),
             echoes: VecDeque::new(),
             qos1_unacked: 0,
+            gw: Gateway::default(),
+            pacer: Pacer::new(),
+            limits: None,
+            limits_hold: None,
+            limits_deadline: None,
+            limits_answered: false,
+            paced_until: None,
+        };
+        if let Some(l) = dev.cfg.limits.clone().filter(|_| crate::LIMITS) {
+            dev.apply_limits(l);
         }
+        dev
     }
 
     // ---- getters -------------------------------------------------------------------------
@@ -264,6 +317,16 @@ impl Device {
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Whether this is a gateway session.
+    pub fn is_gateway(&self) -> bool {
+        self.cfg.mode == Mode::Gateway
+    }
+
+    /// The limits in force: set by hand, or the server's `getSessionLimits` answer.
+    pub fn session_limits(&self) -> Option<&SessionLimits> {
+        self.limits.as_ref()
     }
 
     /// Whether the host reported a live MQTT session.
@@ -296,22 +359,39 @@ impl Device {
 
     // ---- commands ------------------------------------------------------------------------
 
-    fn enqueue(
+    /// Payload bytes a message on `topic` may carry. spec 2.5: the limit counts the remaining
+    /// length: topic (2 + len), packet id, payload.
+    pub(crate) fn payload_budget(&self, topic: &str, qos: QoS) -> usize {
+        let overhead = 2 + topic.len() + if qos == QoS::AtLeastOnce { 2 } else { 0 };
+        self.cfg.max_packet_size.saturating_sub(overhead)
+    }
+
+    pub(crate) fn enqueue(
         &mut self,
         topic: Cow<'static, str>,
         payload: Vec<u8>,
         qos: QoS,
     ) -> Result<MessageId, Error> {
-        // spec 2.5: the limit counts the remaining length: topic (2 + len), packet id, payload.
-        let size = 2 + topic.len() + if qos == QoS::AtLeastOnce { 2 } else { 0 } + payload.len();
-        if size > self.cfg.max_packet_size {
+        self.enqueue_parts(topic, alloc::vec![(payload, 0)], qos)
+    }
+
+    /// Queues one message as one or more publishes (the parts of a split upload) under one id.
+    pub(crate) fn enqueue_parts(
+        &mut self,
+        topic: Cow<'static, str>,
+        parts: Vec<(Vec<u8>, u32)>,
+        qos: QoS,
+    ) -> Result<MessageId, Error> {
+        let budget = self.payload_budget(&topic, qos);
+        if let Some((p, _)) = parts.iter().find(|(p, _)| p.len() > budget) {
+            let size = p.len() + (self.cfg.max_packet_size - budget);
             return Err(UsageError::Payload(alloc::format!(
                 "message on {topic} is {size} bytes; ThingsBoard accepts at most {} per packet",
                 self.cfg.max_packet_size
             ))
             .into());
         }
-        if self.unacknowledged() >= self.cfg.max_queued {
+        if self.unacknowledged() + parts.len() > self.cfg.max_queued {
             return Err(CapacityError::QueueFull {
                 limit: self.cfg.max_queued,
             }
@@ -320,29 +400,57 @@ impl Device {
         self.next_msg += 1;
         let id = MessageId(self.next_msg);
         if qos == QoS::AtLeastOnce {
-            self.qos1_unacked += 1;
+            self.qos1_unacked += parts.len();
         }
-        self.queued.push_back(Publish {
-            id,
-            topic,
-            payload,
-            qos,
-        });
+        for (payload, data_points) in parts {
+            self.queued.push_back(Publish {
+                id,
+                topic: topic.clone(),
+                payload,
+                qos,
+                data_points,
+            });
+        }
         Ok(id)
     }
 
+    /// Queues a telemetry or attribute upload, split into parts that each fit the packet size
+    /// and the smallest data-point window.
+    pub(crate) fn enqueue_upload(
+        &mut self,
+        topic: &'static str,
+        shape: Shape<'_>,
+        data: &Value,
+        qos: QoS,
+        what: &str,
+    ) -> Result<MessageId, Error> {
+        let budget = self.payload_budget(topic, qos);
+        let limit = self.cfg.max_packet_size;
+        let parts = split::split(shape, data, budget, self.max_points(shape), (what, limit))?;
+        self.enqueue_parts(topic.into(), parts, qos)
+    }
+
     /// Queues telemetry (spec 4). `data` is a dict, a `{"ts", "values"}` dict, or a list.
+    ///
+    /// Data bigger than one packet (or than the smallest data-point window) is split into
+    /// several publishes along keys and `ts` entries; the id covers them all.
     pub fn send_telemetry(&mut self, data: &Value) -> Result<MessageId, Error> {
         payload::check_telemetry(data)?;
         let qos = self.cfg.qos;
-        self.enqueue(topics::TELEMETRY.into(), payload::encode(data), qos)
+        self.enqueue_upload(topics::TELEMETRY, Shape::Telemetry, data, qos, "telemetry")
     }
 
     /// Queues client-side attributes (spec 5).
     pub fn send_attributes(&mut self, data: &Value) -> Result<MessageId, Error> {
         payload::check_attributes(data)?;
         let qos = self.cfg.qos;
-        self.enqueue(topics::ATTRIBUTES.into(), payload::encode(data), qos)
+        self.enqueue_upload(
+            topics::ATTRIBUTES,
+            Shape::Attributes,
+            data,
+            qos,
+            "attributes",
+        )
     }
 
     /// Queues a claiming request (spec 9).
@@ -552,7 +660,7 @@ impl Device {
     /// Removes chunk requests not yet sent (after a reconnect they are replaced; after the
     /// download ended they are useless).
     fn drop_queued_chunk_requests(&mut self) {
-        if self.cfg.mode != Mode::Device {
+        if self.cfg.mode == Mode::Provisioning {
             return;
         }
         let before = self.queued.len();
@@ -569,12 +677,24 @@ impl Device {
     ///
     /// A firmware download in progress resumes: the request for the missing chunk is replaced
     /// by a fresh one under a new request id (chunk requests left from before are not resent).
+    ///
+    /// With [`Config::ask_session_limits`], the `getSessionLimits` request goes first; a
+    /// gateway then announces its connected sub-devices again.
     pub fn handle_connected(&mut self) {
+        self.handle_connected_at(0);
+    }
+
+    /// [`handle_connected`](Device::handle_connected) with the time, which starts the wait for
+    /// the `getSessionLimits` answer (see [`Config::limits_hold_ms`]).
+    pub fn handle_connected_at(&mut self, now: Millis) {
         self.requeue_inflight();
         self.connected = true;
         self.subscribe_due = true;
         self.fw_subscribed = false;
         self.drop_queued_chunk_requests();
+        if crate::LIMITS || crate::GATEWAY {
+            self.queue_session_start(now);
+        }
         if self.fw.is_downloading() {
             let mut out = Vec::new();
             self.fw.resume(&mut out);
@@ -586,6 +706,9 @@ impl Device {
     pub fn handle_disconnected(&mut self) {
         self.connected = false;
         self.subscribe_due = false;
+        self.limits_hold = None;
+        self.limits_deadline = None;
+        self.paced_until = None;
         self.requeue_inflight();
         self.fw.pause();
     }
@@ -616,6 +739,12 @@ impl Device {
     /// Time passed: requests past their deadline end with a timeout event, and a firmware
     /// chunk past its deadline ends the download FAILED.
     pub fn handle_timeout(&mut self, now: Millis) {
+        if crate::LIMITS {
+            self.limits_timeout(now);
+        }
+        if crate::GATEWAY {
+            self.gw.handle_timeout(now);
+        }
         if self.fw.deadline().is_some_and(|t| t <= now) {
             let mut out = Vec::new();
             self.fw.handle_timeout(now, &mut out);
@@ -669,7 +798,7 @@ impl Device {
         }
     }
 
-    fn drop_msg(&mut self, topic: &str, reason: PeerError) {
+    pub(crate) fn drop_msg(&mut self, topic: &str, reason: PeerError) {
         self.events.push_back(Event::Dropped {
             topic: topic.to_string(),
             reason,
@@ -681,10 +810,25 @@ impl Device {
         if !self.echoes.is_empty() && self.is_echo(now, topic, payload) {
             return self.drop_msg(topic, PeerError::Echo);
         }
-        if self.cfg.mode == Mode::Device
+        if self.cfg.mode != Mode::Provisioning
             && (topic.starts_with(topics::FW_RESPONSE_PREFIX) || topic == topics::FW_ERROR)
         {
             return self.handle_firmware_publish(topic, payload);
+        }
+        if crate::GATEWAY
+            && self.cfg.mode == Mode::Gateway
+            && topic.starts_with(topics::GATEWAY_PREFIX)
+        {
+            if let Err(reason) = self.gw.classify(topic, payload) {
+                self.drop_msg(topic, reason);
+            }
+            return;
+        }
+        if crate::LIMITS
+            && self.limits_deadline.is_some()
+            && topics::id_after(topic, topics::RPC_RESPONSE_PREFIX) == Some(Ok(0))
+        {
+            return self.handle_limits_response(topic, payload);
         }
         let event = match self.classify(topic, payload) {
             Ok(ev) => ev,
@@ -777,6 +921,8 @@ impl Device {
         topic == topics::ATTRIBUTES
             || topic.starts_with(topics::RPC_REQUEST_PREFIX)
             || topic.starts_with(topics::RPC_RESPONSE_PREFIX)
+            || topic == topics::GATEWAY_ATTRIBUTES
+            || topic == topics::GATEWAY_RPC
     }
 
     /// The next thing to send, while connected: first the subscriptions after a CONNACK, then
@@ -794,17 +940,19 @@ impl Device {
             let filters: &'static [&'static str] = match self.cfg.mode {
                 Mode::Device => &topics::DEVICE_SUBSCRIPTIONS,
                 Mode::Provisioning => &topics::PROVISION_SUBSCRIPTIONS,
+                Mode::Gateway => &topics::GATEWAY_ALL_SUBSCRIPTIONS,
             };
             return Some(Transmit::Subscribe {
                 filters,
                 qos: self.cfg.qos,
             });
         }
-        let chunk_request = self
-            .queued
-            .front()?
-            .topic
-            .starts_with(topics::FW_REQUEST_PREFIX);
+        let head = self.queued.front()?;
+        let (head_id, cost) = (head.id, limits::cost_of(&head.topic, head.data_points));
+        let chunk_request = head.topic.starts_with(topics::FW_REQUEST_PREFIX);
+        if crate::LIMITS && !self.may_send(now, head_id, &cost) {
+            return None;
+        }
         if chunk_request && !self.fw_subscribed {
             // Before this connection's first chunk request; the broker handles the SUBSCRIBE
             // before the request, so the answer cannot arrive unrouted.
@@ -815,11 +963,14 @@ impl Device {
             });
         }
         let p = self.queued.pop_front()?;
+        if crate::LIMITS && self.cfg.pace {
+            self.pacer.take(now, &cost);
+        }
         if chunk_request {
             // The chunk timer runs from when the request leaves, not from when it was queued.
             self.fw.request_sent(now);
         }
-        if self.cfg.mode == Mode::Device && Self::is_echo_candidate(&p.topic) {
+        if self.cfg.mode != Mode::Provisioning && Self::is_echo_candidate(&p.topic) {
             // Design: mosquitto routes a device's publishes on `attributes`, `rpc/request/N` and
             // `rpc/response/N` back to it, because the device subscribes to those filters.
             // Remember what went out so that the copy coming back is recognised and dropped.
@@ -848,12 +999,22 @@ impl Device {
 
     /// The earliest deadline of a pending request or firmware chunk, if any: call
     /// [`handle_timeout`](Device::handle_timeout) once it has passed.
+    ///
+    /// It also tells when a message held back by pacing (or by the wait for the server's
+    /// limits) may go: call [`handle_timeout`](Device::handle_timeout) and then
+    /// [`poll_transmit`](Device::poll_transmit) again.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        let requests = self.pending.iter().map(|p| p.deadline).min();
-        match (requests, self.fw.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.pending.iter().map(|p| p.deadline).min(),
+            self.fw.deadline(),
+            self.gw.deadline().filter(|_| crate::GATEWAY),
+            self.limits_hold,
+            self.limits_deadline,
+            self.paced_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The next firmware download report for the host (see [`crate::firmware`]): drain it

@@ -57,6 +57,9 @@ pub enum PeerError {
     /// Valid JSON of the wrong kind, e.g. an array where an object belongs.
     #[error("expected a JSON object, got {0}")]
     NotAnObject(&'static str),
+    /// A required field is missing or of the wrong type (gateway messages, A.7-A.10).
+    #[error("field {0:?} is missing or of the wrong type")]
+    BadField(&'static str),
     /// The id at the end of the topic is not a decimal 32-bit integer.
     #[error("request id in topic is not a decimal integer")]
     BadId,

@@ -43,15 +43,26 @@ extern crate alloc;
 mod device;
 mod error;
 pub mod firmware;
+pub mod gateway;
+pub mod limits;
+mod pacing;
 pub mod payload;
 pub mod provision;
+mod split;
 pub mod topics;
 
 pub use device::{
     Config, Device, Event, MessageId, Millis, Mode, Publish, QoS, RequestId, SubscriptionId,
-    TimedOut, Transmit,
+    TimedOut, Transmit, LIMITS_TIMEOUT_MS,
 };
 pub use error::{CapacityError, Error, PeerError, UsageError};
 pub use firmware::{Checksum, ChecksumAlgorithm, Digest, FirmwareConfig, FirmwareEvent};
+pub use gateway::GatewayEvent;
+pub use limits::{RateLimit, SessionLimits};
 pub use provision::ProvisionOutcome;
 pub use serde_json;
+
+/// Whether the `gateway` feature is on (a `const`, so code behind it compiles away without).
+pub(crate) const GATEWAY: bool = cfg!(feature = "gateway");
+/// Whether the `limits` feature is on.
+pub(crate) const LIMITS: bool = cfg!(feature = "limits");

@@ -40,6 +40,26 @@ pub const FW_RESPONSE_FILTER: &str = "v2/fw/response/+/chunk/+";
 /// Firmware download errors (S→D), plain text. spec: 11.2
 pub const FW_ERROR: &str = "v2/fw/error";
 
+/// Prefix shared by every gateway topic (thingsboard-gateway.md A.2).
+pub const GATEWAY_PREFIX: &str = "v1/gateway/";
+/// Opens a sub-device session (G→S).
+pub const GATEWAY_CONNECT: &str = "v1/gateway/connect";
+/// Closes a sub-device session (G→S); on MQTT 5 also the server's notice of a sub-device
+/// problem (S→G, A.10).
+pub const GATEWAY_DISCONNECT: &str = "v1/gateway/disconnect";
+/// Sub-device time series (G→S).
+pub const GATEWAY_TELEMETRY: &str = "v1/gateway/telemetry";
+/// Sub-device client attributes (G→S) and shared-attribute pushes (S→G).
+pub const GATEWAY_ATTRIBUTES: &str = "v1/gateway/attributes";
+/// Sub-device attribute requests (G→S).
+pub const GATEWAY_ATTRIBUTES_REQUEST: &str = "v1/gateway/attributes/request";
+/// Answers to sub-device attribute requests (S→G).
+pub const GATEWAY_ATTRIBUTES_RESPONSE: &str = "v1/gateway/attributes/response";
+/// Server-side RPC to a sub-device (S→G) and its reply (G→S).
+pub const GATEWAY_RPC: &str = "v1/gateway/rpc";
+/// Sub-device claiming (G→S).
+pub const GATEWAY_CLAIM: &str = "v1/gateway/claim";
+
 /// The filters a device subscribes to right after every CONNACK, in this order: the
 /// reference's four. spec: api-contract.md, `connect()`; thingsboard-mqtt.md 2.11 (exact
 /// filters only).
@@ -58,6 +78,22 @@ pub const DEVICE_SUBSCRIPTIONS: [&str; 4] = [
 /// wildcard subscription per device costs a broker CPU at every connect (10,000 devices
 /// connected to mosquitto in 3.8 s with them, 2.7 s without, on a 2-core machine).
 pub const FIRMWARE_SUBSCRIPTIONS: [&str; 2] = [FW_RESPONSE_FILTER, FW_ERROR];
+
+/// The filters a gateway subscribes to after every CONNACK, besides
+/// [`DEVICE_SUBSCRIPTIONS`]: the exact three the server accepts (A.2), in the reference's order.
+pub const GATEWAY_SUBSCRIPTIONS: [&str; 3] =
+    [GATEWAY_ATTRIBUTES, GATEWAY_ATTRIBUTES_RESPONSE, GATEWAY_RPC];
+
+/// Everything a gateway subscribes to after a CONNACK, in one SUBSCRIBE.
+pub const GATEWAY_ALL_SUBSCRIPTIONS: [&str; 7] = [
+    ATTRIBUTES,
+    ATTRIBUTES_RESPONSE_FILTER,
+    RPC_REQUEST_FILTER,
+    RPC_RESPONSE_FILTER,
+    GATEWAY_ATTRIBUTES,
+    GATEWAY_ATTRIBUTES_RESPONSE,
+    GATEWAY_RPC,
+];
 
 /// The filters a provisioning session subscribes to.
 pub const PROVISION_SUBSCRIPTIONS: [&str; 1] = [PROVISION_RESPONSE];
