@@ -52,7 +52,7 @@ CLIENT_BAD = [
     pytest.param(deep_dict(10_000), "nested", id="10000-deep-dict"),
     pytest.param(deep_list(10_000), "nested", id="10000-deep-list"),
     pytest.param({"a": "x" * 10_000_000}, "65536", id="10MB-string"),
-    pytest.param([{"k": "v" * 1000}] * 10_000, "65536", id="10MB-list"),
+    pytest.param([{"k": "v" * 1000}, {"big": "v" * 100_000}], "65536", id="100KB-value-in-list"),
 ]
 
 
