@@ -133,6 +133,24 @@ pub(crate) fn split(
     (what, packet_limit): (&str, usize),
 ) -> Result<Vec<(Vec<u8>, u32)>, UsageError> {
     let max_points = max_points.max(1);
+    let too_big = |k: &str, value_len: usize| {
+        UsageError::Payload(format!(
+            "{what} key {k:?} does not fit one message: its value is {value_len} bytes \
+             encoded; ThingsBoard accepts at most {packet_limit} bytes per packet (topic and \
+             framing included), so a single value cannot be split further"
+        ))
+    };
+    // A string longer than the budget cannot fit however it is cut: say so before encoding
+    // megabytes twice.
+    for e in entries(shape, data) {
+        for (k, v) in e.values {
+            if let Value::String(text) = v {
+                if text.len() + 2 > budget {
+                    return Err(too_big(k, text.len() + 2));
+                }
+            }
+        }
+    }
     let (pre, post) = wrapper(shape);
     let whole = match shape {
         Shape::Telemetry | Shape::Attributes => encode(data),
@@ -175,13 +193,7 @@ pub(crate) fn split(
         for (k, v) in e.values {
             let kv = pair(k, v);
             if base + e_pre.len() + e_post.len() + kv.len() > budget {
-                let value_len = kv.len() - enc_str(k).len() - 1;
-                return Err(UsageError::Payload(format!(
-                    "{what} key {k:?} does not fit one message: its value is {} bytes encoded; \
-                     ThingsBoard accepts at most {packet_limit} bytes per packet (topic and \
-                     framing included), so a single value cannot be split further",
-                    value_len
-                )));
+                return Err(too_big(k, kv.len() - enc_str(k).len() - 1));
             }
             let is_open = open.as_ref().is_some_and(|(j, _)| *j == i);
             let open_post = open.as_ref().map_or(0, |(_, p)| p.len());
