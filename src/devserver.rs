@@ -172,6 +172,7 @@ pub struct DevServer {
     server: Mutex<Option<Running>>,
     handle: DevServerHandle,
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     /// Set once the server stopped, so log streams stop waiting.
     stopped: Arc<AtomicBool>,
 }
@@ -212,6 +213,9 @@ impl DevServer {
         telemetry_rate_limits = None,
         telemetry_data_point_rate_limits = None,
         worker_threads = 1,
+        http_port = None,
+        admin_username = "tenant@thingsboard.org",
+        admin_password = "tenant",
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -232,7 +236,15 @@ impl DevServer {
         telemetry_rate_limits: Option<String>,
         telemetry_data_point_rate_limits: Option<String>,
         worker_threads: usize,
+        http_port: Option<u16>,
+        admin_username: &str,
+        admin_password: &str,
     ) -> PyResult<Self> {
+        if admin_username.is_empty() || admin_password.is_empty() {
+            return Err(PyValueError::new_err(
+                "admin_username and admin_password must not be empty",
+            ));
+        }
         let addr = py.detach(|| resolve(host, port))?;
         let config = Config {
             host: addr.ip(),
@@ -256,6 +268,12 @@ impl DevServer {
             max_telemetry_per_device: max_telemetry_per_device.max(1),
             worker_threads: worker_threads.max(1),
             log_scope: Some(log_scope),
+            http_port,
+            admin: tb_devserver::Login {
+                username: admin_username.to_string(),
+                password: admin_password.to_string(),
+            },
+            ..Config::default()
         };
         // Design: the runtime is ours (not `DevServer::start`'s) so that `stop` can wait for
         // its threads to end: once `stop` returns, the listening socket is closed and the
@@ -272,6 +290,7 @@ impl DevServer {
         Ok(DevServer {
             handle: server.handle(),
             addr: server.local_addr(),
+            http_addr: server.http_addr(),
             server: Mutex::new(Some(Running { server, runtime })),
             stopped: Arc::new(AtomicBool::new(false)),
         })
@@ -287,6 +306,12 @@ impl DevServer {
     #[getter]
     fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The HTTP port (REST API, web page), or None without an HTTP listener.
+    #[getter]
+    fn http_port(&self) -> Option<u16> {
+        self.http_addr.map(|a| a.port())
     }
 
     /// Whether the server still serves (`stop` not called yet).

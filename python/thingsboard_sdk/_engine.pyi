@@ -123,9 +123,14 @@ class DevServer:
         telemetry_rate_limits: Optional[str] = None,
         telemetry_data_point_rate_limits: Optional[str] = None,
         worker_threads: int = 1,
+        http_port: Optional[int] = None,
+        admin_username: str = "tenant@thingsboard.org",
+        admin_password: str = "tenant",
     ) -> DevServer: ...
     @property
     def host(self) -> str: ...
+    @property
+    def http_port(self) -> Optional[int]: ...
     @property
     def port(self) -> int: ...
     @property

@@ -44,6 +44,27 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: The REST API's default user, ThingsBoard's demo tenant administrator.
+DEFAULT_ADMIN = "tenant@thingsboard.org:tenant"
+
+
+def parse_admin(text: str) -> tuple[str, str]:
+    """Splits ``"USER:PASSWORD"`` at the first colon.
+
+    Args:
+        text: the login, e.g. ``tenant@thingsboard.org:tenant``.
+
+    Returns:
+        (user, password).
+
+    Raises:
+        ValueError: no colon, or an empty user or password.
+    """
+    user, sep, password = str(text).partition(":")
+    if not sep or not user or not password:
+        raise ValueError(f"admin must be USER:PASSWORD with both non-empty, got {text!r}")
+    return user, password
+
 # ThingsBoard's value types, as ``TelemetryPoint.type`` and ``typed=True`` report them.
 TYPES = ("BOOLEAN", "LONG", "DOUBLE", "STRING", "JSON")
 
@@ -235,8 +256,13 @@ class DevServer:
     :meth:`stop`.
 
     Args:
-        host: address to bind (default ``127.0.0.1``).
-        port: port to bind; 0 (the default) picks a free one, see :attr:`port`.
+        host: address to bind (default ``127.0.0.1``), for MQTT and HTTP.
+        port: MQTT port to bind; 0 (the default) picks a free one, see :attr:`port`.
+        http_port: port of the REST API and web page (ThingsBoard's shapes, see
+            docs/devserver.md); 0 (the default) picks a free one, see :attr:`http_port`
+            and :attr:`url`; None: no HTTP listener.
+        admin: the REST API's user as ``"USER:PASSWORD"`` (ThingsBoard's demo tenant
+            ``tenant@thingsboard.org:tenant`` by default).
         **options: server settings, keyword-only, with ThingsBoard's defaults:
             ``max_payload_size`` (65536), ``inactivity_timeout`` (600 s),
             ``client_rpc_timeout`` (60 s: unanswered client RPCs then get
@@ -250,11 +276,28 @@ class DevServer:
 
     Raises:
         OSError: the address cannot be bound (``errno.EADDRINUSE`` when the port is taken).
-        ValueError: an invalid option.
+        ValueError: an invalid option (``admin`` without a ``:``, an empty user or password).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any):
-        self._server = _engine.DevServer(host, port, **options)
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        http_port: Optional[int] = 0,
+        admin: str = DEFAULT_ADMIN,
+        **options: Any,
+    ):
+        user, password = parse_admin(admin)
+        self._admin_username = user
+        self._server = _engine.DevServer(
+            host,
+            port,
+            http_port=http_port,
+            admin_username=user,
+            admin_password=password,
+            **options,
+        )
 
     # ---- life cycle ------------------------------------------------------------------------
 
@@ -267,6 +310,26 @@ class DevServer:
     def port(self) -> int:
         """The bound port (the chosen one when 0 was asked)."""
         return self._server.port
+
+    @property
+    def http_port(self) -> Optional[int]:
+        """The bound HTTP port (REST API, web page), or None without an HTTP listener."""
+        return self._server.http_port
+
+    @property
+    def url(self) -> Optional[str]:
+        """The web page's URL (``http://127.0.0.1:PORT/``), or None without HTTP."""
+        if self.http_port is None:
+            return None
+        host = self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.http_port}/"
+
+    @property
+    def admin_username(self) -> str:
+        """The REST API's user name (log in with it and the password given as ``admin``)."""
+        return self._admin_username
 
     @property
     def running(self) -> bool:
@@ -288,7 +351,8 @@ class DevServer:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        return f"<DevServer {self.host}:{self.port} {state}>"
+        http = f" http {self.http_port}" if self.http_port is not None else ""
+        return f"<DevServer {self.host}:{self.port}{http} {state}>"
 
     # ---- devices and profiles ------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ Installed with the package, so device scripts can be tested without ThingsBoard
         ) == 25.5
 
 Fixtures:
-    tb_devserver: a :class:`~thingsboard_sdk.devserver.DevServer` on a free port.
+    tb_devserver: a :class:`~thingsboard_sdk.devserver.DevServer` on free ports: MQTT on
+        ``port``; its REST API and web page on ``http_port`` and ``url`` (log in as
+        ``admin_username`` / ``tenant``).
     tb_run_script: ``(script, device=..., ...) -> ScriptRun``: runs a board script through
         the runner against ``tb_devserver`` (see :class:`thingsboard_sdk.testing.ScriptRun`).
     tb_client: a connected ``TBDeviceMqttClient`` of the device ``"tb-client"``.
@@ -35,8 +37,9 @@ CLIENT_DEVICE = "tb-client"
 
 @pytest.fixture
 def tb_devserver() -> Iterator[DevServer]:
-    """A :class:`thingsboard_sdk.devserver.DevServer` on 127.0.0.1 and a free port, with no
-    devices yet; stopped after the test."""
+    """A :class:`thingsboard_sdk.devserver.DevServer` on 127.0.0.1 and free ports (MQTT:
+    ``port``; REST API and web page: ``http_port``, ``url``), with no devices yet; stopped
+    after the test."""
     from .devserver import DevServer
 
     server = DevServer("127.0.0.1", 0)

@@ -57,6 +57,35 @@ pub struct Config {
     /// The Python binding attaches to the interpreter here, so that pyo3-log's records
     /// share one thread state instead of creating and destroying one per record.
     pub log_scope: Option<LogScope>,
+    /// Port of the HTTP listener (REST API, web page, event stream) on `host`: `None` = no
+    /// HTTP (the default here; the CLI uses 8080), `Some(0)` = any free port (see
+    /// [`DevServer::http_addr`](crate::DevServer::http_addr)).
+    pub http_port: Option<u16>,
+    /// The tenant administrator of the REST API (ThingsBoard's demo default,
+    /// `tenant@thingsboard.org` / `tenant`).
+    pub admin: Login,
+    /// Largest accepted HTTP request body for JSON endpoints (1 MiB).
+    pub http_max_body: usize,
+    /// Largest accepted OTA package upload (64 MiB).
+    pub http_max_upload: usize,
+}
+
+/// A REST API user. Its `Debug` form hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Login {
+    /// User name (an e-mail address on ThingsBoard).
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// See [`Config::log_scope`]: must call its argument exactly once.
@@ -82,6 +111,13 @@ impl Default for Config {
             max_telemetry_per_device: 10_000,
             worker_threads: 1,
             log_scope: None,
+            http_port: None,
+            admin: Login {
+                username: "tenant@thingsboard.org".into(),
+                password: "tenant".into(),
+            },
+            http_max_body: 1 << 20,
+            http_max_upload: 64 << 20,
         }
     }
 }

@@ -52,11 +52,13 @@
 )]
 
 // Layers, top to bottom; each module imports only from those below it:
-//   net (listeners) -> session (MQTT) -> features (one per ThingsBoard feature)
-//   -> shared (config, sessions, logs) -> store (the data)
+//   net (listeners) -> session (MQTT) and rest (HTTP) -> features (one per ThingsBoard feature)
+//   -> shared (config, sessions, logs, events) -> store (the data)
 //   -> leaves: codec, json, value, checksum, topics, log, error, config, ratelimit.
 mod net;
 mod server;
+
+mod rest;
 mod session;
 
 mod features;
@@ -67,6 +69,7 @@ mod checksum;
 mod codec;
 mod config;
 mod error;
+mod events;
 mod json;
 mod log;
 mod ratelimit;
@@ -75,7 +78,7 @@ mod value;
 
 pub use checksum::{ChecksumAlgorithm, UnknownAlgorithm};
 pub use codec::MqttVersion;
-pub use config::{Config, LogScope, RateLimits};
+pub use config::{Config, LogScope, Login, RateLimits};
 pub use error::DevServerError;
 pub use features::rpc::{ClientRpcHandler, ClientRpcRequest, RpcCall};
 pub use log::{LogStream, LOG_TARGET};

@@ -27,6 +27,7 @@ use crate::value::{type_object, TbValue};
 pub struct DevServer {
     handle: DevServerHandle,
     addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     runtime: Mutex<Option<Runtime>>,
 }
 
@@ -65,17 +66,36 @@ impl DevServer {
         let local = listener
             .local_addr()
             .map_err(|source| DevServerError::Bind { addr, source })?;
+        let http = match config.http_port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.host, port);
+                let l = bind(&runtime, addr)?;
+                let local = l
+                    .local_addr()
+                    .map_err(|source| DevServerError::Bind { addr, source })?;
+                Some((l, local))
+            }
+            None => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared::new(config, limits, shutdown));
         runtime.spawn(crate::net::mqtt::accept_loop(
             shared.clone(),
             listener,
-            shutdown_rx,
+            shutdown_rx.clone(),
         ));
         shared.logs.emit(format!("dev server listening on {local}"));
+        let http_addr = http.map(|(l, http_local)| {
+            runtime.spawn(crate::net::http::serve(shared.clone(), l, shutdown_rx));
+            shared.logs.emit(format!(
+                "dev server HTTP (REST API, web page) on http://{http_local}/"
+            ));
+            http_local
+        });
         Ok(DevServer {
             handle: DevServerHandle { shared },
             addr: local,
+            http_addr,
             runtime: Mutex::new(None),
         })
     }
@@ -83,6 +103,11 @@ impl DevServer {
     /// The bound address (with the chosen port when `port` was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTP listener's address (REST API, web page), if [`Config::http_port`] was set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// A clonable, thread-safe handle to the store and commands.

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -14,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::events::EventHub;
 use crate::features::rpc::ClientRpcHandler;
 use crate::log::LogHub;
 use crate::ratelimit::Limits;
@@ -83,6 +85,7 @@ pub(crate) struct Shared {
     pub(crate) live: AtomicUsize,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) limits: Limits,
+    pub(crate) events: Arc<EventHub>,
 }
 
 impl Shared {
@@ -97,6 +100,7 @@ impl Shared {
             live: AtomicUsize::new(0),
             shutdown,
             limits,
+            events: Arc::default(),
         }
     }
 

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use crate::error::DevServerError;
+use crate::events::Event;
 use crate::features::Rejection;
 use crate::json::{write_json_string, JVal};
 use crate::shared::{Shared, State};
@@ -26,6 +27,7 @@ pub(crate) fn parse_upload(
 
 /// Stores client attributes a device uploaded.
 pub(crate) fn save_client(shared: &Shared, device: &str, values: Vec<(String, TbValue)>) {
+    event(shared, device, AttributeScope::Client, &values, &[]);
     let ts = now_ms();
     shared.update(|st| {
         st.store
@@ -131,6 +133,7 @@ pub(crate) fn save_user(
 ) -> Result<String, DevServerError> {
     let payload = typed_json(&values);
     let ts = now_ms();
+    event(shared, device, scope, &values, &[]);
     shared.update(|st| {
         if !st.store.set_attributes(device, scope, values, ts) {
             return Err(DevServerError::UnknownDevice(device.into()));
@@ -159,6 +162,7 @@ pub(crate) fn delete(
     keys: &[&str],
 ) -> Result<(), DevServerError> {
     let payload = deleted_json(keys);
+    event(shared, device, scope, &[], keys);
     shared.update(|st| {
         if !st.store.delete_attributes(device, scope, keys) {
             return Err(DevServerError::UnknownDevice(device.into()));
@@ -173,6 +177,24 @@ pub(crate) fn delete(
         scope_word(scope)
     ));
     Ok(())
+}
+
+/// The live event of an attribute change, for a stream watching the device.
+pub(crate) fn event(
+    shared: &Shared,
+    device: &str,
+    scope: AttributeScope,
+    values: &[(String, TbValue)],
+    deleted: &[&str],
+) {
+    if shared.events.watching(device) {
+        shared.events.send(Event::Attributes {
+            device: device.into(),
+            scope,
+            values: values.to_vec(),
+            deleted: deleted.iter().map(|k| k.to_string()).collect(),
+        });
+    }
 }
 
 fn scope_word(scope: AttributeScope) -> &'static str {

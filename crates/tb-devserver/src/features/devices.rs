@@ -2,6 +2,7 @@
 //! link between a device and its live MQTT session (one session per device, spec 2.8).
 
 use crate::error::DevServerError;
+use crate::events::Event;
 use crate::shared::{SessionLink, Shared};
 use crate::store::{now_ms, Credentials, DeviceSpec};
 
@@ -29,18 +30,21 @@ pub(crate) fn add(shared: &Shared, spec: DeviceSpec) -> Result<uuid::Uuid, DevSe
             ));
         }
     }
-    shared.update(|st| {
-        if st.store.devices.contains_key(&spec.name) {
-            return Err(DevServerError::DuplicateDevice(spec.name.clone()));
-        }
-        if st.store.credentials_taken(&spec.credentials) {
-            return Err(DevServerError::InvalidCredentials(format!(
-                "credentials of {:?} are used by another device",
-                spec.name
-            )));
-        }
-        Ok(st.store.insert_device(spec))
-    })
+    let name = spec.name.clone();
+    shared
+        .update(|st| {
+            if st.store.devices.contains_key(&spec.name) {
+                return Err(DevServerError::DuplicateDevice(spec.name.clone()));
+            }
+            if st.store.credentials_taken(&spec.credentials) {
+                return Err(DevServerError::InvalidCredentials(format!(
+                    "credentials of {:?} are used by another device",
+                    spec.name
+                )));
+            }
+            Ok(st.store.insert_device(spec))
+        })
+        .inspect(|_| shared.events.send(Event::Device { name }))
 }
 
 /// Removes a device and closes its session (ThingsBoard does; its token is refused after).
@@ -48,15 +52,17 @@ pub(crate) fn add(shared: &Shared, spec: DeviceSpec) -> Result<uuid::Uuid, DevSe
 /// # Errors
 /// `UnknownDevice`.
 pub(crate) fn remove(shared: &Shared, name: &str) -> Result<(), DevServerError> {
-    shared.update(|st| {
-        st.store
+    let id = shared.update(|st| {
+        let dev = st
+            .store
             .remove_device(name)
             .ok_or_else(|| DevServerError::UnknownDevice(name.into()))?;
         if let Some(link) = st.links.remove(name) {
             link.close("device deleted", 0x98);
         }
-        Ok::<(), DevServerError>(())
+        Ok::<uuid::Uuid, DevServerError>(dev.id)
     })?;
+    shared.events.send(Event::DeviceDeleted { id });
     shared.logs.emit(format!("device \"{name}\" deleted"));
     Ok(())
 }
@@ -72,7 +78,7 @@ pub(crate) fn names(shared: &Shared) -> Vec<String> {
 /// Makes `link` the device's session; an older one is told to close (spec 2.8: the newest
 /// wins). Returns whether the device is a gateway, `None` if it is gone.
 pub(crate) fn attach_session(shared: &Shared, name: &str, link: SessionLink) -> Option<bool> {
-    shared.update(|st| {
+    let gateway = shared.update(|st| {
         let dev = st.store.devices.get_mut(name)?;
         dev.last_activity_ms = now_ms();
         let gateway = dev.gateway;
@@ -80,7 +86,11 @@ pub(crate) fn attach_session(shared: &Shared, name: &str, link: SessionLink) -> 
             old.close("session taken over by a new connection", 0x8e);
         }
         Some(gateway)
-    })
+    });
+    shared.events.send(Event::Device {
+        name: name.to_string(),
+    });
+    gateway
 }
 
 /// Forgets session `conn_id` of a device if it is still the device's session.

@@ -5,10 +5,11 @@
 use bytes::Bytes;
 
 use crate::error::DevServerError;
-use crate::features::attributes::{deleted_json, push, typed_json};
-use crate::features::telemetry::save_server_point;
+use crate::events::Event;
+use crate::features::attributes::{self, deleted_json, push, typed_json};
+use crate::features::telemetry::{self, save_server_point};
 use crate::shared::Shared;
-use crate::store::{now_ms, AssignedFirmware, AttributeScope, FirmwarePackage};
+use crate::store::{now_ms, AssignedFirmware, AttributeScope, FirmwarePackage, OtaPackage};
 use crate::value::TbValue;
 
 /// Every `fw_*` shared attribute, in ThingsBoard's order (`OtaPackageKey`); removing an
@@ -116,6 +117,14 @@ pub(crate) fn assign(
     let deleted_payload = deleted_json(&deleted);
     let ts = now_ms();
     let cap = shared.config.max_telemetry_per_device;
+    attributes::event(shared, device, AttributeScope::Shared, &attrs, &deleted);
+    telemetry::server_point_event(
+        shared,
+        device,
+        ts,
+        "fw_state",
+        TbValue::String("INITIATED".into()),
+    );
     shared.update(|st| {
         let dev = st
             .store
@@ -142,6 +151,9 @@ pub(crate) fn assign(
         push(st, device, deleted_payload.clone());
         Ok::<(), DevServerError>(())
     })?;
+    shared.events.send(Event::Device {
+        name: device.into(),
+    });
     shared.logs.emit(format!(
         "\"{device}\" firmware assigned ({} bytes): {set_payload}",
         package.data.len()
@@ -172,11 +184,27 @@ pub(crate) fn unassign(shared: &Shared, device: &str) -> Result<(), DevServerErr
         Ok::<bool, DevServerError>(true)
     })?;
     if removed {
+        attributes::event(shared, device, AttributeScope::Shared, &[], &keys);
+        shared.events.send(Event::Device {
+            name: device.into(),
+        });
         shared
             .logs
             .emit(format!("\"{device}\" firmware unassigned: {payload}"));
     }
     Ok(())
+}
+
+/// The package to assign for an uploaded OTA package; `None` while it has no data.
+pub(crate) fn package_of(p: &OtaPackage) -> Option<FirmwarePackage> {
+    Some(FirmwarePackage {
+        title: p.title.clone(),
+        version: p.version.clone(),
+        data: p.data.clone()?,
+        checksum_algorithm: p.checksum_algorithm.unwrap_or_default(),
+        checksum: p.checksum.clone(),
+        tag: p.tag.clone(),
+    })
 }
 
 /// The image assigned to `device`, for a download's first chunk request.

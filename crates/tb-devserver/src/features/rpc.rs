@@ -9,6 +9,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::DevServerError;
+use crate::events::Event;
 use crate::features::Rejection;
 use crate::json::{parse_lenient, write_json_string, JVal};
 use crate::log::excerpt;
@@ -82,6 +83,20 @@ impl RpcCall {
     }
 }
 
+/// The live event of an RPC's new status, for a stream watching the device.
+fn event(shared: &Shared, device: &str, entry: &RpcEntry) {
+    if shared.events.watching(device) {
+        shared.events.send(Event::Rpc {
+            device: device.into(),
+            id: entry.record.id,
+            method: entry.record.method.clone(),
+            params: entry.record.params.clone(),
+            status: entry.record.status,
+            response: entry.record.reply.clone(),
+        });
+    }
+}
+
 /// `{"method":..,"params":..}` (spec 7.2; no id in the payload).
 pub(crate) fn request_payload(method: &str, params_json: &str) -> String {
     let mut out = String::from("{\"method\":");
@@ -141,10 +156,14 @@ pub(crate) fn start(
                     status,
                     reply: None,
                 },
+                sent: status == RpcStatus::Sent,
                 expires_at,
                 slot: slot.clone(),
             },
         );
+        if let Some(entry) = dev.rpcs.get(&id) {
+            event(shared, device, entry);
+        }
         Ok::<u32, DevServerError>(id)
     })?;
     shared.logs.emit(format!(
@@ -157,6 +176,15 @@ pub(crate) fn start(
         expires_at,
         slot,
     })
+}
+
+/// Whether server-side RPC `id` was published to the device, and its status (after marking
+/// expired ones); `None` if unknown.
+pub(crate) fn state(shared: &Shared, device: &str, id: u32) -> Option<(bool, RpcStatus)> {
+    let mut st = shared.state.lock();
+    let dev = st.store.devices.get_mut(device)?;
+    dev.expire_rpcs(Instant::now());
+    dev.rpcs.get(&id).map(|e| (e.sent, e.record.status))
 }
 
 /// Server-side RPC records of a device, by id.
@@ -186,6 +214,7 @@ pub(crate) fn set_status(shared: &Shared, device: &str, id: u32, from: RpcStatus
         {
             if e.record.status == from {
                 e.record.status = to;
+                event(shared, device, e);
             }
         }
     });
@@ -193,7 +222,7 @@ pub(crate) fn set_status(shared: &Shared, device: &str, id: u32, from: RpcStatus
 
 /// spec 7.1: when a session subscribes to RPC requests, the queued ones go out in id order;
 /// marks them sent and returns (id, payload) to publish.
-pub(crate) fn take_queued(st: &mut State, device: &str) -> Vec<(u32, String)> {
+pub(crate) fn take_queued(shared: &Shared, st: &mut State, device: &str) -> Vec<(u32, String)> {
     let mut pending = Vec::new();
     let Some(dev) = st.store.devices.get_mut(device) else {
         return pending;
@@ -202,6 +231,8 @@ pub(crate) fn take_queued(st: &mut State, device: &str) -> Vec<(u32, String)> {
     for entry in dev.rpcs.values_mut() {
         if entry.record.status == RpcStatus::Queued {
             entry.record.status = RpcStatus::Sent;
+            entry.sent = true;
+            event(shared, device, entry);
             pending.push((
                 entry.record.id,
                 request_payload(&entry.record.method, &entry.record.params),
@@ -233,6 +264,7 @@ pub(crate) fn handle_reply(shared: &Shared, device: &str, id: i32, text: &str) -
         entry.record.status = RpcStatus::Successful;
         entry.record.reply = Some(text.to_string());
         entry.slot.set(RpcOutcome::Reply(text.to_string()));
+        event(shared, device, entry);
         true
     })
 }

@@ -1,6 +1,7 @@
 //! Time series: uploads typed as ThingsBoard types them (spec 4, 2.12), stored per device;
 //! reads of the latest value per key and of ranges.
 
+use crate::events::Event;
 use crate::features::Rejection;
 use crate::json::JVal;
 use crate::shared::{Shared, State};
@@ -60,6 +61,15 @@ pub(crate) fn point_count(entries: &Entries) -> usize {
 
 /// Stores `entries` for `device` (nothing if it is gone).
 pub(crate) fn save(shared: &Shared, device: &str, entries: Entries) {
+    if shared.events.watching(device) {
+        for (ts, values) in &entries {
+            shared.events.send(Event::Telemetry {
+                device: device.into(),
+                ts: *ts,
+                values: values.clone(),
+            });
+        }
+    }
     let points: Vec<TelemetryPoint> = entries
         .into_iter()
         .flat_map(|(ts, kvs)| {
@@ -93,4 +103,21 @@ pub(crate) fn save_server_point(
         value,
     };
     st.store.append_telemetry(device, vec![point], cap);
+}
+
+/// The live event of a point from [`save_server_point`], for a watching stream.
+pub(crate) fn server_point_event(
+    shared: &Shared,
+    device: &str,
+    ts: i64,
+    key: &str,
+    value: TbValue,
+) {
+    if shared.events.watching(device) {
+        shared.events.send(Event::Telemetry {
+            device: device.into(),
+            ts,
+            values: vec![(key.into(), value)],
+        });
+    }
 }

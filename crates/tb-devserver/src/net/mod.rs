@@ -2,4 +2,5 @@
 //! that move bytes between a socket and the protocol layer below (the MQTT session, the REST
 //! API). They own no protocol rule.
 
+pub(crate) mod http;
 pub(crate) mod mqtt;

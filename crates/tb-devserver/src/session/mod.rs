@@ -19,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::codec::{self, ConnCode, ConnectInfo, DecodeError, Inbound, MqttVersion, Outbound};
+use crate::events::Event;
 use crate::features::{devices, rpc};
 use crate::ratelimit::Buckets;
 use crate::shared::{SessionCmd, SessionLink, Shared};
@@ -236,6 +237,9 @@ impl Session {
             }
             st.store.push_event(event);
         });
+        if let Some(name) = device {
+            self.shared.events.send(Event::Device { name });
+        }
         self.log(format!("disconnected: {reason}"));
     }
 
@@ -453,6 +457,17 @@ impl Session {
 
     fn publish(&mut self, topic: String, payload: Bytes, rpc: Option<u32>) {
         let qos = self.qos_for(&topic);
+        if let Role::Device(name) = &self.role {
+            if self.shared.events.watching(name) {
+                self.shared.events.send(Event::Log {
+                    device: name.clone(),
+                    ts: now_ms(),
+                    up: false,
+                    topic: topic.clone(),
+                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                });
+            }
+        }
         // spec 2.4: one id per server publish, QoS 0 included; 0 is not a valid id.
         let pkid = self.next_pkid;
         self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
@@ -544,7 +559,7 @@ impl Session {
             link.attr_sub |= attr;
             link.rpc_sub |= rpc_sub;
             if rpc_sub {
-                rpc::take_queued(st, &name)
+                rpc::take_queued(&self.shared, st, &name)
             } else {
                 Vec::new()
             }

@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::Session;
 use crate::config::RateLimits;
+use crate::events::Event;
 use crate::features::rpc::ClientRpcRequest;
 use crate::features::{attributes, claiming, firmware, provisioning, rpc, telemetry, Rejection};
 use crate::json::{write_json_string, JVal};
@@ -87,6 +88,18 @@ impl Session {
     }
 
     pub(super) fn device_publish(&mut self, topic: &str, qos: u8, pkid: u16, payload: Bytes) {
+        if let super::Role::Device(name) = &self.role {
+            self.shared.events.activity(name);
+            if self.shared.events.watching(name) {
+                self.shared.events.send(Event::Log {
+                    device: name.clone(),
+                    ts: now_ms(),
+                    up: true,
+                    topic: topic.to_string(),
+                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                });
+            }
+        }
         if topic.starts_with(GATEWAY_PREFIX) {
             if self.gateway {
                 self.log(format!(

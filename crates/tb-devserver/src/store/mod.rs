@@ -81,6 +81,10 @@ pub(crate) enum Change<'a> {
         values: &'a [(String, TbValue)],
         ts: i64,
     },
+    OtaSaved(&'a OtaPackage),
+    OtaRemoved {
+        id: uuid::Uuid,
+    },
     AttributesDeleted {
         device: &'a str,
         scope: AttributeScope,
@@ -118,6 +122,8 @@ impl RpcSlot {
 
 pub(crate) struct RpcEntry {
     pub(crate) record: RpcRecord,
+    /// Whether it was ever published to the device (the REST API's 408 vs 409, spec 7.4).
+    pub(crate) sent: bool,
     pub(crate) expires_at: Instant,
     pub(crate) slot: Arc<RpcSlot>,
 }
@@ -188,6 +194,14 @@ impl Device {
         }
     }
 
+    pub(crate) fn attributes(&self, scope: AttributeScope) -> &Attributes {
+        match scope {
+            AttributeScope::Client => &self.client_attrs,
+            AttributeScope::Shared => &self.shared_attrs,
+            AttributeScope::Server => &self.server_attrs,
+        }
+    }
+
     fn attributes_mut(&mut self, scope: AttributeScope) -> &mut Attributes {
         match scope {
             AttributeScope::Client => &mut self.client_attrs,
@@ -229,6 +243,7 @@ pub(crate) struct Store {
     pub(crate) events: VecDeque<ConnectionEvent>,
     pub(crate) client_rpc_replies: HashMap<String, String>,
     pub(crate) generation: u64,
+    pub(crate) ota: BTreeMap<uuid::Uuid, OtaPackage>,
     pub(crate) journal: Option<Box<dyn Journal>>,
 }
 
@@ -331,6 +346,26 @@ impl Store {
             keys,
         });
         true
+    }
+
+    /// Adds or replaces an OTA package.
+    pub(crate) fn save_ota(&mut self, package: OtaPackage) {
+        if let Some(j) = self.journal.as_mut() {
+            j.record(Change::OtaSaved(&package));
+        }
+        self.ota.insert(package.id, package);
+    }
+
+    /// Removes an OTA package.
+    pub(crate) fn remove_ota(&mut self, id: &uuid::Uuid) -> Option<OtaPackage> {
+        let p = self.ota.remove(id)?;
+        self.journal(Change::OtaRemoved { id: *id });
+        Some(p)
+    }
+
+    /// The name of the device with entity id `id`.
+    pub(crate) fn name_of(&self, id: &uuid::Uuid) -> Option<&str> {
+        self.ids.get(id).map(String::as_str)
     }
 
     /// Removes a device and its token; the caller closes its session.

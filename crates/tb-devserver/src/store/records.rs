@@ -301,3 +301,24 @@ pub enum RpcOutcome {
     /// The RPC expired without a reply.
     Expired,
 }
+
+/// An OTA package of the REST API (spec thingsboard-rest.md, 8): its record and, once
+/// uploaded, its data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OtaPackage {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) created_ms: i64,
+    pub(crate) title: String,
+    pub(crate) version: String,
+    /// `FIRMWARE` or `SOFTWARE`.
+    pub(crate) kind: String,
+    pub(crate) tag: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) file_name: Option<String>,
+    pub(crate) content_type: Option<String>,
+    pub(crate) checksum_algorithm: Option<ChecksumAlgorithm>,
+    pub(crate) checksum: Option<String>,
+    pub(crate) data: Option<Bytes>,
+    /// `additionalInfo` as compact JSON text (`null` when absent).
+    pub(crate) additional_info: String,
+}
