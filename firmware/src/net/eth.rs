@@ -23,7 +23,8 @@ use smoltcp::time::Instant;
 
 /// MAC registers (base of the Ethernet controller).
 const BASE: usize = 0x4004_8000;
-const MACRIS_IACK: usize = 0x00;
+/// `MACRIS` when read, `MACIACK` when written.
+const MACIACK: usize = 0x00;
 const MACIM: usize = 0x04;
 const MACRCTL: usize = 0x08;
 const MACTCTL: usize = 0x0c;
@@ -98,7 +99,7 @@ impl Eth {
             write_volatile(rcgc2, read_volatile(rcgc2) | RCGC2_EMAC0 | RCGC2_EPHY0);
         }
         write(MACRCTL, RCTL_RSTFIFO);
-        write(MACIACK_ALL, 0x7f);
+        write(MACIACK, 0x7f);
         write(MACIM, INT_RX);
         write(MACRCTL, RCTL_RXEN | RCTL_BADCRC);
         write(MACTCTL, TCTL_TXEN | TCTL_PADEN | TCTL_CRC);
@@ -124,7 +125,7 @@ impl Eth {
 
     /// Acknowledges the RX interrupt (from the interrupt handler: frames are read by polling).
     pub fn ack_interrupt() {
-        write(MACIACK_ALL, INT_RX);
+        write(MACIACK, INT_RX);
     }
 
     /// Reads the next frame into `self.rx`; returns its length, or None when the FIFO is
@@ -160,9 +161,6 @@ impl Eth {
         None
     }
 }
-
-/// `MACRIS` when read, `MACIACK` when written.
-const MACIACK_ALL: usize = MACRIS_IACK;
 
 /// Writes one frame into the transmit FIFO and starts sending it.
 fn send_frame(frame: &[u8]) {

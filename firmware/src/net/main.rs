@@ -166,7 +166,7 @@ fn main() -> ! {
         if dev.poll_timeout().is_some_and(|t| t <= now) {
             dev.handle_timeout(now);
         }
-        scenario.step(now, &mut dev, &mut link);
+        scenario.step(&mut dev, &mut link);
         link.transmit(now, &mut sockets, &mut dev);
         busy |= link.was_busy();
         busy |= iface.poll(ts, eth, &mut sockets) == smoltcp::iface::PollResult::SocketStateChanged;
@@ -235,18 +235,20 @@ fn finish(ok: bool) -> ! {
 /// arg=tb-firmware-net,arg=TOKEN`).
 fn token_from_cmdline() -> Option<String> {
     let mut buf = [0u8; 256];
-    let block = [buf.as_mut_ptr() as usize, buf.len() - 1];
+    // The host writes the length back into the block: UnsafeCell makes that write legal.
+    let block = core::cell::UnsafeCell::new([buf.as_mut_ptr() as usize, buf.len() - 1]);
     // SAFETY: SYS_GET_CMDLINE writes at most `block[1]` bytes into `buf` and the length back
     // into `block[1]`; both live until the call returns.
     let r = unsafe { cortex_m_semihosting::syscall(cortex_m_semihosting::nr::GET_CMDLINE, &block) };
     if r != 0 {
         return None;
     }
-    // SAFETY: the host updated block[1] through the pointer it was given.
-    let len = unsafe { core::ptr::read_volatile(&block[1]) }.min(buf.len());
+    let len = block.into_inner()[1].min(buf.len());
     let line = core::str::from_utf8(&buf[..len]).ok()?;
-    let line = line.trim_end_matches('\0');
-    line.split_whitespace().nth(1).map(String::from)
+    line.trim_end_matches('\0')
+        .split_whitespace()
+        .nth(1)
+        .map(String::from)
 }
 
 extern "C" {

@@ -179,12 +179,12 @@ impl Scenario {
     }
 
     /// One turn: reacts to what the link and the device report, issues the next commands.
-    pub fn step(&mut self, now: Millis, dev: &mut Device, link: &mut Link) {
+    pub fn step(&mut self, dev: &mut Device, link: &mut Link) {
         while let Some(ev) = link.poll_event() {
             self.on_link(dev, link, ev);
         }
         while let Some(ev) = dev.poll_event() {
-            self.on_event(now, dev, ev);
+            self.on_event(dev, ev);
         }
         while let Some(ev) = dev.poll_firmware_event() {
             self.on_firmware(dev, ev);
@@ -246,7 +246,7 @@ impl Scenario {
         }
     }
 
-    fn on_event(&mut self, now: Millis, dev: &mut Device, ev: Event) {
+    fn on_event(&mut self, dev: &mut Device, ev: Event) {
         match ev {
             Event::AttributeResponse { id, result } => {
                 self.eq("attribute response id", id, self.attr_req);
@@ -322,7 +322,6 @@ impl Scenario {
                 self.check("nothing dropped", false, || format!("{topic}: {reason:?}"))
             }
         }
-        let _ = now;
     }
 
     fn on_firmware(&mut self, dev: &mut Device, ev: FirmwareEvent) {
