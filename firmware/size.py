@@ -3,9 +3,12 @@
 
 Usage: size.py [--net] ELF
 
---net (the networked firmware): smoltcp and fw-mqtt get rows of their own, and the static
-RAM (.data, .bss and their largest objects) is printed too; peak heap and stack use are
-measured by the firmware itself and printed at the end of its run.
+--net (the networked firmware): smoltcp and fw-mqtt get rows of their own; the app's own
+functions, into which LTO inlined much of every layer, are split again by their DWARF inline
+frames (addr2line -i), which gives tb-core's share including its inlined code (the figure
+checked against 48 KiB then); and the static RAM (.data, .bss, their largest objects) is
+printed. Peak heap and stack use are measured by the firmware itself and printed at the end of
+its run.
 
 Reads sections and symbols with `readelf` (target-independent, in binutils) and attributes each
 symbol by its demangled name, first match wins:
@@ -60,6 +63,68 @@ def readelf(*args):
     return subprocess.run(["readelf", *args], check=True, capture_output=True, text=True).stdout
 
 
+# Source paths of inlined frames -> bucket (for code LTO inlined into the app's functions).
+PATH_BUCKETS = [
+    ("firmware app", re.compile(r"/firmware/src/")),
+    ("fw-mqtt", re.compile(r"/firmware/mqtt/")),
+    ("tb-core", re.compile(r"/crates/tb-core/")),
+    ("smoltcp", re.compile(r"/(smoltcp|heapless|managed|byteorder|hash32)-[0-9]")),
+    (
+        "tb-core deps",
+        re.compile(
+            r"/(serde_json|serde_core|serde|zmij|ryu|itoa|memchr|thiserror|sha2|md-5|mur3|crc|"
+            r"crc-catalog|digest|block-buffer|generic-array)-[0-9]"
+        ),
+    ),
+    (
+        "runtime",
+        re.compile(
+            r"/(cortex-m|cortex-m-rt|cortex-m-semihosting|embedded-alloc|"
+            r"linked_list_allocator|critical-section)-[0-9]"
+        ),
+    ),
+    ("core/alloc", re.compile(r"/rustlib/src/|/library/(core|alloc)/")),
+]
+
+
+def by_inline_frames(elf, functions):
+    """Attributes the bytes of `functions` through their DWARF inline chains.
+
+    With LTO the app's functions absorb the code of everything they call. addr2line -i lists,
+    for an address, the inlined frames from innermost to outermost with each frame's source
+    file; walking from the outermost, the first frame outside the app's own sources names the
+    code that would have been that crate's function had it not been inlined. Every even address
+    is asked (Thumb instructions are 2 or 4 bytes), each standing for 2 bytes.
+    """
+    addrs = [a for start, size in functions for a in range(start, start + size, 2)]
+    if not addrs:
+        return {}
+    out = subprocess.run(
+        ["addr2line", "-a", "-i", "-f", "-e", elf],
+        input="\n".join(hex(a) for a in addrs),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    counts = {}
+    # Output: per address, its line "0x...", then (function, file:line) pairs, innermost first.
+    chains = []
+    for line in out:
+        if re.fullmatch(r"0x[0-9a-f]+", line):
+            chains.append([])
+        elif chains:
+            chains[-1].append(line)
+    for chain in chains:
+        bucket = "firmware app"
+        for path in reversed(chain[1::2]):  # the file:line of each frame, outermost first
+            b = next((b for b, rx in PATH_BUCKETS if rx.search(path)), "firmware app")
+            if b != "firmware app":
+                bucket = b
+                break
+        counts[bucket] = counts.get(bucket, 0) + 2
+    return counts
+
+
 def main(elf, net=False):
     buckets = BUCKETS[:3] + NET_BUCKETS + BUCKETS[3:] if net else BUCKETS
     sections = {}  # index -> (name, size)
@@ -73,6 +138,7 @@ def main(elf, net=False):
     used = {(b, s): 0 for b, _ in buckets + [("other", None)] for s in SECTIONS}
     seen = set()
     ram_objects = []
+    app_functions = []  # (address, size) of the app's own .text symbols
     for line in readelf("-sW", "-C", elf).splitlines():
         parts = line.split(None, 7)
         if len(parts) < 8 or not parts[0].rstrip(":").isdigit() or not parts[6].isdigit():
@@ -90,6 +156,8 @@ def main(elf, net=False):
         seen.add(key)
         bucket = next((b for b, rx in buckets if rx.search(name)), "other")
         used[(bucket, sec)] += size
+        if bucket == "firmware app" and sec == ".text":
+            app_functions.append((int(value, 16) & ~1, size))
 
     def kib(n):
         return f"{n:7d} B {n / 1024:6.1f} KiB"
@@ -112,6 +180,20 @@ def main(elf, net=False):
     kb = upper / 1024
     print(f"tb-core + deps, upper bound (plus all unattributed bytes): {upper} B = {kb:.1f} KiB")
     if net:
+        inlined = by_inline_frames(elf, app_functions)
+        total_app = sum(inlined.values())
+        print(
+            f"firmware app's {total_app} B of .text by the outermost inlined frame that is not "
+            "the app's (DWARF):"
+        )
+        for b, n in sorted(inlined.items(), key=lambda kv: -kv[1]):
+            print(f"  {b:14} {kib(n)}")
+        with_inlined = core + inlined.get("tb-core", 0) + inlined.get("tb-core deps", 0)
+        print(
+            f"tb-core + deps including code inlined into the app: {with_inlined} B = "
+            f"{with_inlined / 1024:.1f} KiB (target <= 48 KiB)"
+        )
+        core = with_inlined
         ram = {name: size for name, size in sections.values() if name in RAM_SECTIONS}
         total = sum(ram.values())
         parts = ", ".join(f"{n} {ram[n]} B" for n in RAM_SECTIONS if n in ram)
