@@ -1,0 +1,134 @@
+"""Datapoint counter: a raw-socket QoS 1 subscriber that parses every telemetry payload.
+
+Same protocol with the runner as ``subscriber.py`` (``READY``, ``DONE`` on stdin, ``RESULT``).
+Each payload is decoded with ``json.loads`` and every datapoint is counted: a ``{"ts",
+"values"}`` entry (alone or in a list) counts ``len(values)`` once per distinct ``ts`` (the
+sender gives every entry its own ``ts``), so a repeated entry is a duplicate, not a datapoint.
+``--datapoints`` is how many the sender sends; ``lost`` is what never arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import select
+import sys
+import time
+
+import _mqtt
+from _sender import TOPIC
+
+PUBACK_HEAD = b"\x40\x02"
+
+
+def count(payload: bytes, seen: set) -> tuple[int, int]:
+    """(new datapoints, duplicate entries) in one payload."""
+    body = json.loads(payload)
+    entries = body if isinstance(body, list) else [body]
+    new = dups = 0
+    for e in entries:
+        ts = e["ts"]
+        if ts in seen:
+            dups += 1
+            continue
+        seen.add(ts)
+        new += len(e["values"])
+    return new, dups
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--datapoints", type=int, required=True)
+    p.add_argument("--idle", type=float, default=3.0)
+    p.add_argument("--timeout", type=float, default=300.0)
+    args = p.parse_args()
+
+    sock = _mqtt.connect(args.host, args.port, f"bench-dp-{os.getpid()}")
+    sock.sendall(_mqtt.encode_subscribe(1, TOPIC.encode(), qos=1))
+    seen: set = set()
+    datapoints = messages = duplicates = unparsed = 0
+    buf = bytearray()
+    subscribed = done = False
+    t_start = last_msg = time.monotonic()
+    done_at = None
+    first_at = last_new_at = None
+    stdin_fd = sys.stdin.fileno()
+    watch = [sock, stdin_fd]
+    while True:
+        now = time.monotonic()
+        if now - t_start > args.timeout:
+            break
+        if done and (datapoints >= args.datapoints or now - max(last_msg, done_at) >= args.idle):
+            break
+        ready, _, _ = select.select(watch, [], [], 0.1)
+        if stdin_fd in ready:
+            line = sys.stdin.readline()
+            if not line or line.strip() == "DONE":
+                done, done_at = True, time.monotonic()
+                watch = [sock]
+        if sock not in ready:
+            continue
+        data = sock.recv(1 << 20)
+        if not data:
+            break
+        buf += data
+        packets, used = _mqtt.split_packets(buf)
+        del buf[:used]
+        acks = []
+        t_read = time.monotonic()
+        for ptype, flags, body in packets:
+            if ptype == _mqtt.SUBACK and not subscribed:
+                subscribed = True
+                sys.stdout.write("READY\n")
+                sys.stdout.flush()
+                continue
+            if ptype != _mqtt.PUBLISH:
+                continue
+            messages += 1
+            qos = (flags >> 1) & 3
+            tlen = (body[0] << 8) | body[1]
+            pos = 2 + tlen
+            if qos:
+                acks.append(PUBACK_HEAD + body[pos : pos + 2])
+                pos += 2
+            try:
+                new, dups = count(body[pos:], seen)
+            except (ValueError, KeyError, TypeError):
+                unparsed += 1
+                continue
+            datapoints += new
+            duplicates += dups
+            if new:
+                last_new_at = t_read
+                if first_at is None:
+                    first_at = t_read
+        if acks:
+            sock.sendall(b"".join(acks))
+        if packets:
+            last_msg = time.monotonic()
+    try:
+        sock.sendall(_mqtt.DISCONNECT_PACKET)
+        sock.close()
+    except OSError:
+        pass
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    out = {
+        "messages": messages,
+        "datapoints": datapoints,
+        "lost": args.datapoints - datapoints,
+        "duplicate_entries": duplicates,
+        "unparsed": unparsed,
+        "first_new_at": first_at,
+        "last_new_at": last_new_at,
+        "cpu_s": ru.ru_utime + ru.ru_stime,
+    }
+    sys.stdout.write("RESULT " + json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
