@@ -180,8 +180,31 @@ async def test_disconnect_ends_pending_waits(broker, tb_peer):
         await nxt
     assert not client.connected
     await client.disconnect()  # idempotent
-    with pytest.raises(ConnectionError):
-        await client.flush()
+    assert await client.flush(timeout=1) is True  # nothing queued
+
+
+async def test_send_before_connect_is_delivered_after_connect(broker, tb_peer):
+    client = new_client(broker)
+    mark = tb_peer.mark()
+    handle = await client.send_telemetry({"early": 1})
+    assert await handle.wait(timeout=0.2) is False  # queued, not connected yet
+    waiting = asyncio.ensure_future(handle.wait())
+    async with client:
+        assert await asyncio.wait_for(waiting, 10) is True
+    msg = await in_thread(tb_peer.wait_for, TELEMETRY, since=mark)
+    assert msg.payload == b'{"early":1}'
+
+
+async def test_a_client_dropped_without_disconnect_is_freed(broker, tb_peer):
+    import gc
+    import weakref
+
+    client = new_client(broker)
+    await client.connect()
+    ref = weakref.ref(client)
+    del client
+    gc.collect()
+    assert ref() is None
 
 
 # -- server-side RPC and attribute updates ----------------------------------------------------

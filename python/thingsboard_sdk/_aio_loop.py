@@ -12,6 +12,7 @@ import asyncio
 import collections
 import inspect
 import logging
+import weakref
 from typing import (
     Any,
     AsyncIterator,
@@ -47,7 +48,8 @@ class _LoopWaker:
         self.loop = loop
         self.engine = _engine.Waker()
         self.fd = self.engine.fileno()
-        self.clients: Dict[int, _Serviced] = {}
+        # Weak: a client dropped without disconnect() is freed (the engine then closes it).
+        self.clients: weakref.WeakValueDictionary[int, _Serviced] = weakref.WeakValueDictionary()
         loop.add_reader(self.fd, self._on_ready)
 
     def attach(self, client: _Serviced) -> None:

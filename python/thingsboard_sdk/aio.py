@@ -226,11 +226,12 @@ class AsyncTBDeviceClient:
         try:
             while not self._engine.connected:
                 link = self._engine.link
-                # "down": the first attempt failed (the engine would go on retrying).
-                if link in ("failed", "idle", "down"):
+                left = deadline - loop.time()
+                # "down": the first attempt failed (the engine would go on retrying). A failure
+                # seen only after our own deadline (a loop slow to run us) is our timeout.
+                if link in ("failed", "idle", "down") and left > 0:
                     reason = self._engine.last_error or "connection failed"
                     raise ConnectionError(f"cannot connect to {self._host}:{self._port}: {reason}")
-                left = deadline - loop.time()
                 if left <= 0:
                     raise TimeoutError(
                         f"no CONNACK from {self._host}:{self._port} within {timeout:g} s"
@@ -501,8 +502,10 @@ class AsyncTBDeviceClient:
         self._waker.attach(self)
 
     def _need_waker(self) -> _LoopWaker:
+        # A wait before connect() (on a message queued meanwhile, say) attaches to this loop.
         if self._waker is None:
-            raise ConnectionError("not connected: await client.connect() first")
+            self._attach(asyncio.get_running_loop())
+        assert self._waker is not None
         return self._waker
 
     def _waker_call(self, what: str) -> None:
@@ -539,13 +542,7 @@ class AsyncTBDeviceClient:
                 sub.close()
 
     def _watch_message(self, handle: _engine.MessageHandle) -> Optional[asyncio.Future[Any]]:
-        w = self._waker
-        if w is None:
-            if handle.done:
-                return None
-            gone: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            gone.set_result(False)
-            return gone
+        w = self._need_waker()
         mid = w.engine.watch_message(handle)
         if mid is None:
             return None
