@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable
@@ -61,7 +64,8 @@ class Session:
         # one host connection opened when qemu starts, and slirp neither closes the guest's
         # socket when the server closes it nor opens a new host connection for the guest's
         # next one, so a reconnect could not happen.
-        relay = f"{sys.executable} {os.path.abspath(__file__)} --relay {server.port}"
+        self.control = tempfile.mkdtemp(prefix="tb-net-")
+        relay = f"{sys.executable} {os.path.abspath(__file__)} --relay {server.port} {self.control}"
         if "," in relay:
             raise Failed(f"qemu options cannot carry a comma: {relay!r}")
         fwd = f"guestfwd=tcp:10.0.2.100:1883-cmd:{relay}"
@@ -121,6 +125,14 @@ class Session:
             # Wakes on the next store change; the short slice only re-checks qemu's exit.
             self.server.wait_for_change(seen, min(left, 0.5))
 
+    def fault(self, sig: signal.Signals) -> None:
+        """Has the relay of the current guest connection inject a fault (see `relay`)."""
+        with open(os.path.join(self.control, "relay.pid")) as f:
+            os.kill(int(f.read()), sig)
+
+    def disconnects(self) -> int:
+        return sum(e.kind == "disconnected" for e in self.server.connection_events(DEVICE))
+
     def stage(self, name: str) -> bool:
         return self.server.latest_telemetry(DEVICE).get("stage") == name
 
@@ -134,6 +146,7 @@ class Session:
             self.failed += 1
         self.watchdog.cancel()
         self.reader.join(timeout=5)
+        shutil.rmtree(self.control, ignore_errors=True)
         self.check("firmware exit status", rc, 0)
         self.check("firmware said PASS", "PASS" in self.lines, True)
         return rc
@@ -193,8 +206,9 @@ def run(server: DevServer, s: Session) -> None:
         [("setLed", "SUCCESSFUL", {"led": True})],
     )
 
-    # 5. Firmware update over the link.
+    # 5. Firmware update over the link, the link cut in the middle of the first chunk.
     image = bytes(fw_byte(i) for i in range(FW_SIZE))
+    s.fault(CUT)
     checksum = server.set_firmware(dev, image, FW_TITLE, FW_VERSION, "SHA256")
     s.wait(
         lambda: server.latest_telemetry(dev).get("fw_state") == "UPDATED",
@@ -213,51 +227,84 @@ def run(server: DevServer, s: Session) -> None:
         (FW_TITLE, FW_VERSION),
     )
     s.check("checksum the server offered", len(checksum), 64)
+    s.check("connections lost during the download (the cut)", s.disconnects(), 1)
 
     # 6. Drop the connection while two QoS 1 messages wait for PUBACKs the device will not read.
     s.wait(lambda: len(server.telemetry(dev, "resend")) >= 2, "both resend messages stored")
     s.check("server dropped the device", server.disconnect_device(dev), True)
-    s.wait(lambda: s.stage("done"), "stage done after the reconnect", timeout=90)
+    s.wait(lambda: s.stage("resent"), "stage resent after the reconnect", timeout=90)
     s.check(
         "resend values (stored, then stored again after the reconnect)",
         [p.value for p in server.telemetry(dev, "resend")],
         [1, 2, 1, 2],
     )
+
+    # 7. A silent path: the firmware's keep alive must notice and reconnect.
+    s.fault(SILENCE)
+    s.wait(lambda: s.stage("done"), "stage done after the silent path", timeout=90)
     kinds = [e.kind for e in server.connection_events(dev)]
-    s.check("connection events", kinds[:3], ["connected", "disconnected", "connected"])
+    s.check("connection events", kinds[:7], ["connected", "disconnected"] * 3 + ["connected"])
 
 
-def relay(port: int) -> int:
+# Faults the relay injects on a signal from the session (see `relay`).
+SILENCE = signal.SIGUSR1
+CUT = signal.SIGUSR2
+
+
+def relay(port: int, control: str) -> int:
     """Joins the guest connection slirp hands over (fds 0 and 1) to a new TCP connection to
     the dev server, byte for byte, until either side closes; exiting closes the other.
+
+    It writes its pid to ``control/relay.pid`` once its handlers are in place, and then obeys
+    two signals: ``SILENCE`` (SIGUSR1) forwards nothing more either way while both connections
+    stay open (a silent path); ``CUT`` (SIGUSR2) delivers half of the next server write of at
+    least 512 bytes (a firmware chunk) to the guest and closes both connections (a reset in the
+    middle of a packet).
     """
     # fd 2 is the guest's connection too: nothing may be printed.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
+    mode = {"silent": False, "cut": False}
+    signal.signal(SILENCE, lambda *_: mode.update(silent=True))
+    signal.signal(CUT, lambda *_: mode.update(cut=True))
     try:
         up = socket.create_connection(("127.0.0.1", port), timeout=10)
     except OSError:
         return 1
     up.settimeout(None)
+    tmp = os.path.join(control, f"relay.{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(tmp, os.path.join(control, "relay.pid"))
+
+    def to_guest(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view) :]
+
     while True:
         ready, _, _ = select.select([0, up], [], [])
         if 0 in ready:
             data = os.read(0, 65536)
             if not data:
                 return 0
-            up.sendall(data)
+            if not mode["silent"]:
+                up.sendall(data)
         if up in ready:
             data = up.recv(65536)
             if not data:
                 return 0
-            view = memoryview(data)
-            while view:
-                view = view[os.write(1, view) :]
+            if mode["silent"]:
+                continue
+            if mode["cut"] and len(data) >= 512:
+                to_guest(data[: len(data) // 2])
+                return 0
+            to_guest(data)
 
 
 def main() -> int:
-    if len(sys.argv) == 3 and sys.argv[1] == "--relay":
-        return relay(int(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--relay":
+        return relay(int(sys.argv[2]), sys.argv[3])
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2

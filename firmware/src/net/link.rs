@@ -12,7 +12,7 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use fw_mqtt::{Event as MqttEvent, Session};
+use fw_mqtt::{Event as MqttEvent, Lost, Session};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpAddress, IpEndpoint};
@@ -198,7 +198,15 @@ impl Link {
                 }
                 MqttEvent::SubAck { codes, .. } => self.events.push_back(LinkEvent::SubAck(codes)),
                 MqttEvent::Refused(_) => return self.lose(now, sock, dev, "CONNACK refused"),
-                MqttEvent::Lost(_) => return self.lose(now, sock, dev, "MQTT protocol error"),
+                MqttEvent::Lost(why) => {
+                    let why = match why {
+                        Lost::PingTimeout => "no PINGRESP within the keep alive",
+                        Lost::ConnAckTimeout => "no CONNACK in time",
+                        Lost::UnexpectedConnAck => "CONNACK missing or repeated",
+                        Lost::Protocol(_) => "MQTT protocol error",
+                    };
+                    return self.lose(now, sock, dev, why);
+                }
             }
         }
         if sock.state() != tcp::State::Established {

@@ -119,7 +119,7 @@ fn main() -> ! {
         ..Config::default()
     });
     let session = fw_mqtt::Session::new(fw_mqtt::Config {
-        keep_alive_s: 60,
+        keep_alive_s: scenario::KEEP_ALIVE_S,
         max_packet_size: MAX_PACKET,
         connack_timeout_ms: 10_000,
     });
@@ -166,7 +166,7 @@ fn main() -> ! {
         if dev.poll_timeout().is_some_and(|t| t <= now) {
             dev.handle_timeout(now);
         }
-        scenario.step(&mut dev, &mut link);
+        scenario.step(now, &mut dev, &mut link);
         link.transmit(now, &mut sockets, &mut dev);
         busy |= link.was_busy();
         busy |= iface.poll(ts, eth, &mut sockets) == smoltcp::iface::PollResult::SocketStateChanged;

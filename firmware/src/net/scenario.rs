@@ -16,13 +16,19 @@
 //!    downloads it in 1 KiB chunks; each chunk is checked against the image's generator
 //!    ([`fw_byte`], the same formula as the script's) and written at its offset, tb-core
 //!    verifies the checksum, the firmware "installs" it; the reports sent are exactly
-//!    DOWNLOADING, DOWNLOADED, VERIFIED, UPDATED.
+//!    DOWNLOADING, DOWNLOADED, VERIFIED, UPDATED. The script has the relay cut the link in the
+//!    middle of the first chunk (half of the packet delivered, then closed): the link drops
+//!    once, reconnects, and tb-core resumes the download with the missing chunk.
 //! 6. Two QoS 1 `resend` telemetry messages go out while the link holds its input, so their
 //!    PUBACKs stay unread; the server drops the connection (the script calls
 //!    `disconnect_device` once it stored both); after the reconnect the device's first
 //!    transmits are the SUBSCRIBE and then exactly those two messages, which are then
 //!    acknowledged.
-//! 7. `stage` = "done", acknowledged; the run ends.
+//! 7. `stage` = "resent"; the script makes the path silent (the relay keeps the connection
+//!    open and forwards nothing either way). The firmware sends PINGREQ after a keep-alive
+//!    period of silence and gives the connection up when no PINGRESP came within another
+//!    one, then reconnects.
+//! 8. `stage` = "done", acknowledged; the run ends.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -53,6 +59,13 @@ pub struct Report {
     pub failed: u32,
 }
 
+/// The MQTT keep alive: 10 s rather than the usual 60 so that the silent-path step takes
+/// about 20 s, not two minutes (PINGREQ after one period of silence, given up after another).
+pub const KEEP_ALIVE_S: u16 = 10;
+
+/// Why the link gives up a silent connection (`link::LinkEvent::Down`).
+const PING_TIMEOUT: &str = "no PINGRESP within the keep alive";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Basics,
@@ -62,6 +75,8 @@ enum Stage {
     AwaitUpdatedAck,
     AwaitDrop,
     AwaitResend,
+    AwaitSilentDrop,
+    AwaitFinalUp,
     AwaitDoneAck,
     Finished,
 }
@@ -77,6 +92,10 @@ pub struct Scenario {
     rpc_ok: bool,
     suback_ok: bool,
     connects: u32,
+    /// Drops during the firmware download (the relay's cut: exactly one).
+    fw_drops: u32,
+    /// When the silent path began (the `resent` stage was queued).
+    silent_since: Millis,
     fw_written: u64,
     fw_states: Vec<String>,
     updated_id: Option<MessageId>,
@@ -102,6 +121,8 @@ impl Scenario {
             rpc_ok: false,
             suback_ok: false,
             connects: 0,
+            fw_drops: 0,
+            silent_since: 0,
             fw_written: 0,
             fw_states: Vec::new(),
             updated_id: None,
@@ -154,6 +175,8 @@ impl Scenario {
             Stage::AwaitUpdatedAck => "the PUBACK of the UPDATED report",
             Stage::AwaitDrop => "the server to drop the connection",
             Stage::AwaitResend => "the resent messages to be acknowledged",
+            Stage::AwaitSilentDrop => "the keep alive to give up the silent connection",
+            Stage::AwaitFinalUp => "the reconnect after the silent path",
             Stage::AwaitDoneAck => "the PUBACK of stage done",
             Stage::Finished => "nothing",
         }
@@ -179,9 +202,9 @@ impl Scenario {
     }
 
     /// One turn: reacts to what the link and the device report, issues the next commands.
-    pub fn step(&mut self, dev: &mut Device, link: &mut Link) {
+    pub fn step(&mut self, now: Millis, dev: &mut Device, link: &mut Link) {
         while let Some(ev) = link.poll_event() {
-            self.on_link(dev, link, ev);
+            self.on_link(now, dev, link, ev);
         }
         while let Some(ev) = dev.poll_event() {
             self.on_event(dev, ev);
@@ -189,18 +212,45 @@ impl Scenario {
         while let Some(ev) = dev.poll_firmware_event() {
             self.on_firmware(dev, ev);
         }
-        self.advance(dev, link);
+        self.advance(now, dev, link);
     }
 
-    fn on_link(&mut self, dev: &mut Device, link: &mut Link, ev: LinkEvent) {
+    fn on_link(&mut self, now: Millis, dev: &mut Device, link: &mut Link, ev: LinkEvent) {
         match ev {
             LinkEvent::Up => {
                 self.connects += 1;
                 hprintln!("link: MQTT session {} up (CONNACK accepted)", self.connects);
+                if self.stage == Stage::AwaitFinalUp {
+                    self.eq("sessions", self.connects, 4);
+                    self.done_id = self.stage_telemetry(dev, "done");
+                    self.enter(
+                        Stage::AwaitDoneAck,
+                        "reconnected after the silent path: stage done",
+                    );
+                }
             }
             LinkEvent::Down(why) => {
-                hprintln!("link: down ({})", why);
-                if self.stage == Stage::AwaitDrop {
+                hprintln!("link: down ({}) at {} ms", why, now);
+                if self.stage == Stage::AwaitFirmware && self.connects > 0 {
+                    // The relay's cut in the middle of a chunk.
+                    self.fw_drops += 1;
+                    self.eq(
+                        "drop reason during the download",
+                        why,
+                        "connection closed by the server",
+                    );
+                } else if self.stage == Stage::AwaitSilentDrop {
+                    self.eq("drop reason on the silent path", why, PING_TIMEOUT);
+                    let silent = now - self.silent_since;
+                    let period = u64::from(KEEP_ALIVE_S) * 1000;
+                    // PINGREQ after one period without sending, given up one period later.
+                    self.check(
+                        "gave up after two keep-alive periods",
+                        silent >= 2 * period && silent < 3 * period,
+                        || format!("after {silent} ms"),
+                    );
+                    self.enter(Stage::AwaitFinalUp, "silent connection given up: reconnect");
+                } else if self.stage == Stage::AwaitDrop {
                     self.eq(
                         "QoS 1 messages unacknowledged at the drop",
                         dev.unacknowledged_qos1(),
@@ -366,6 +416,7 @@ impl Scenario {
             } => {
                 self.eq("verified size", size, FW_SIZE);
                 self.eq("bytes written", self.fw_written, FW_SIZE);
+                self.eq("drops during the download (the cut)", self.fw_drops, 1);
                 // A real device would mark the slot bootable and reboot; this one installs at once.
                 let r = dev.firmware_installed(&title, &version);
                 self.check("firmware_installed", r.is_ok(), || format!("{r:?}"));
@@ -382,7 +433,7 @@ impl Scenario {
         }
     }
 
-    fn advance(&mut self, dev: &mut Device, link: &mut Link) {
+    fn advance(&mut self, now: Millis, dev: &mut Device, link: &mut Link) {
         match self.stage {
             Stage::Basics => {
                 if self.suback_ok && self.attr_ok && self.rpc_ok {
@@ -415,7 +466,7 @@ impl Scenario {
                 if self.after_reconnect.len() >= self.resend.len()
                     && self.resend.iter().all(|&id| !dev.is_pending(id))
                 {
-                    self.eq("reconnects", self.connects, 2);
+                    self.eq("sessions", self.connects, 3);
                     self.check(
                         "SUBSCRIBE after the reconnect",
                         self.subscribed_after_reconnect,
@@ -432,9 +483,12 @@ impl Scenario {
                         dev.unacknowledged_qos1(),
                         0,
                     );
-                    let id = self.stage_telemetry(dev, "done");
-                    self.done_id = id;
-                    self.enter(Stage::AwaitDoneAck, "resent and acknowledged: stage done");
+                    self.stage_telemetry(dev, "resent");
+                    self.silent_since = now;
+                    self.enter(
+                        Stage::AwaitSilentDrop,
+                        "resent and acknowledged: stage resent; await the silent path",
+                    );
                 }
             }
             Stage::AwaitDoneAck => {
@@ -446,6 +500,8 @@ impl Scenario {
             | Stage::AwaitRpc
             | Stage::AwaitFirmware
             | Stage::AwaitDrop
+            | Stage::AwaitSilentDrop
+            | Stage::AwaitFinalUp
             | Stage::Finished => {}
         }
     }
