@@ -37,6 +37,9 @@ static CONNECTING: Semaphore = Semaphore::const_new(100);
 /// bound with a prompt retry lets traffic flow soon after the path is back.
 const RECONNECT_ATTEMPT: Duration = Duration::from_secs(4);
 
+/// How much longer than the caller's connect timeout the first attempt may run.
+const FIRST_ATTEMPT_SLACK: Duration = Duration::from_secs(1);
+
 /// Bytes read per system call at most (one buffer per IO thread).
 const READ_BUF: usize = 64 * 1024;
 
@@ -162,7 +165,9 @@ pub async fn run(shared: Arc<Shared>, gen: u64, sig: Arc<Signals>, first_timeout
     let min_delay = shared.settings.min_delay;
     let mut delay = min_delay;
     let mut was_up = false;
-    let mut attempt = first_timeout;
+    // Design: the caller's timeout decides what connect() reports; the first attempt's own
+    // bound is a backstop just after it, so the two never race.
+    let mut attempt = first_timeout + FIRST_ATTEMPT_SLACK;
     loop {
         let ended = tokio::select! {
             biased;
