@@ -53,6 +53,7 @@ fn py_err(e: DevServerError) -> PyErr {
             None => PyOSError::new_err(msg),
         },
         DevServerError::Runtime(_) => PyRuntimeError::new_err(msg),
+        DevServerError::Data(_) => PyOSError::new_err(msg),
         DevServerError::UnknownDevice(_) => PyKeyError::new_err(msg),
         DevServerError::RpcTimeout { .. } => PyTimeoutError::new_err(msg),
         DevServerError::Config(_)
@@ -216,6 +217,7 @@ impl DevServer {
         http_port = None,
         admin_username = "tenant@thingsboard.org",
         admin_password = "tenant",
+        data = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -239,6 +241,7 @@ impl DevServer {
         http_port: Option<u16>,
         admin_username: &str,
         admin_password: &str,
+        data: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         if admin_username.is_empty() || admin_password.is_empty() {
             return Err(PyValueError::new_err(
@@ -267,6 +270,7 @@ impl DevServer {
             gateway_rate_limits: RateLimits::default(),
             max_telemetry_per_device: max_telemetry_per_device.max(1),
             worker_threads: worker_threads.max(1),
+            data,
             log_scope: Some(log_scope),
             http_port,
             admin: tb_devserver::Login {
@@ -682,6 +686,23 @@ impl DevServer {
         LogStream {
             rx: Arc::new(Mutex::new(stream)),
             stopped: self.stopped.clone(),
+        }
+    }
+
+    /// With `data`: waits until every change made so far is committed to the database or
+    /// `timeout` seconds pass (None: no limit); True if it is. Ctrl-C interrupts.
+    #[pyo3(signature = (timeout = None))]
+    fn sync(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let dl = deadline(timeout, "timeout")?;
+        loop {
+            let s = slice(dl);
+            if py.detach(|| self.handle.sync(s)) {
+                return Ok(true);
+            }
+            if dl.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            py.check_signals()?;
         }
     }
 

@@ -85,6 +85,13 @@ def devserver_args(p: argparse.ArgumentParser) -> None:
         "its fw_* attributes are set and pushed, its chunks served; ALGORITHM is one of "
         f"{', '.join(_FW_ALGORITHMS)} (default SHA256); TITLE and VERSION cannot contain ':'",
     )
+    p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="keep devices, attributes, telemetry, RPC records, profiles and firmware in a "
+        "SQLite database in folder PATH (created if missing) and load them at the next start; "
+        "without it everything is in memory only",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log connections and messages")
 
 
@@ -169,10 +176,10 @@ def cmd_devserver(args: argparse.Namespace) -> int:
         _err(f"error: {exc}")
         return EXIT_USAGE
     try:
-        server = DevServer(args.host, args.port)
+        server = DevServer(args.host, args.port, data=args.data)
     except OSError as exc:
         _err(f"error: {exc.strerror or exc}")
-        if args.port:
+        if args.port and not (args.data and exc.errno is None):
             _err("hint: another MQTT broker may use that port; try --port 0 or another port")
         return EXIT_USAGE
     except ValueError as exc:
@@ -189,8 +196,10 @@ def cmd_devserver(args: argparse.Namespace) -> int:
         # the GIL from the server's log scope) only to be thrown away.
         stream = None if args.quiet else server.log_stream()
         try:
+            known = set(server.devices())  # with --data, those of the previous runs
             for name, token in devices:
-                server.add_device(name, token)
+                if name not in known:
+                    server.add_device(name, token)
             for key, secret in args.provision:
                 server.add_provision_profile(key, secret)
             for name, image, fw in firmware:
@@ -212,6 +221,8 @@ def cmd_devserver(args: argparse.Namespace) -> int:
 def _serve(server: Any, stream: Any, devices: list, args: argparse.Namespace) -> None:
     """Prints the banner, then one line per log line until the server stops."""
     _out(f"ThingsBoard dev server listening on {server.host}:{server.port}")
+    if server.data:
+        _out(f"data in {server.data} ({len(server.devices())} devices)")
     for name, token in devices:
         _out(f"device {name!r}: access token {token}")
     for key, secret in args.provision:

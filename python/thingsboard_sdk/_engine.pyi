@@ -1,6 +1,7 @@
 """Type stubs for the Rust engine ``thingsboard_sdk._engine`` (private API)."""
 
-from typing import Any, Callable, Optional, final
+import os
+from typing import Any, Callable, Optional, Union, final
 
 __all__ = ["Client", "DevServer", "Hub", "MessageHandle", "Waker", "__version__"]
 __version__: str
@@ -126,6 +127,7 @@ class DevServer:
         http_port: Optional[int] = None,
         admin_username: str = "tenant@thingsboard.org",
         admin_password: str = "tenant",
+        data: Optional[Union[str, os.PathLike[str]]] = None,
     ) -> DevServer: ...
     @property
     def host(self) -> str: ...
@@ -192,5 +194,6 @@ class DevServer:
         tag: Optional[str] = None,
     ) -> Optional[str]: ...
     def log_stream(self) -> Any: ...
+    def sync(self, timeout: Optional[float] = None) -> bool: ...
     def generation(self) -> int: ...
     def wait_for_change(self, seen: int, timeout: Optional[float] = None) -> int: ...

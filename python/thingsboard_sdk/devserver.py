@@ -273,9 +273,18 @@ class DevServer:
             (10,000), ``rate_limits``/``telemetry_rate_limits``/
             ``telemetry_data_point_rate_limits`` (``"capacity:seconds,..."`` or None),
             ``worker_threads`` (1).
+        data: a folder (created if missing) for a persistent store: devices, credentials,
+            attributes, telemetry, RPC records, claims, provisioning profiles and firmware
+            are kept in a SQLite database there and come back when a server starts again on
+            the same folder. None (the default): everything is in memory only. With it, a
+            device's PUBACK (and every other answer) waits until what it sent is committed,
+            so what a device saw acknowledged survives even ``kill -9`` of the process (not
+            a power cut: the database is not synced to the disk at every commit).
 
     Raises:
-        OSError: the address cannot be bound (``errno.EADDRINUSE`` when the port is taken).
+        OSError: the address cannot be bound (``errno.EADDRINUSE`` when the port is taken),
+            or the ``data`` folder cannot be used (not creatable, in use by another dev
+            server, not a dev server database).
         ValueError: an invalid option (``admin`` without a ``:``, an empty user or password).
     """
 
@@ -286,16 +295,19 @@ class DevServer:
         *,
         http_port: Optional[int] = 0,
         admin: str = DEFAULT_ADMIN,
+        data: Optional[str | os.PathLike[str]] = None,
         **options: Any,
     ):
         user, password = parse_admin(admin)
         self._admin_username = user
+        self._data = None if data is None else os.fspath(data)
         self._server = _engine.DevServer(
             host,
             port,
             http_port=http_port,
             admin_username=user,
             admin_password=password,
+            data=self._data,
             **options,
         )
 
@@ -330,6 +342,26 @@ class DevServer:
     def admin_username(self) -> str:
         """The REST API's user name (log in with it and the password given as ``admin``)."""
         return self._admin_username
+
+    @property
+    def data(self) -> Optional[str]:
+        """The folder of the persistent store, or None (memory only)."""
+        return self._data
+
+    def sync(self, timeout: Optional[float] = None) -> bool:
+        """Waits until every change made so far is committed to the ``data`` folder.
+
+        Devices need no such call (their acknowledgements wait for the commit); use it
+        after changes made through this API (``add_device``, ``set_shared_attributes``...)
+        that must survive the process being killed right after.
+
+        Args:
+            timeout: seconds to wait at most; None waits as long as it takes.
+
+        Returns:
+            True once committed (at once without ``data``), False after ``timeout``.
+        """
+        return self._server.sync(timeout)
 
     @property
     def running(self) -> bool:

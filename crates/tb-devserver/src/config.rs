@@ -1,6 +1,7 @@
 //! Server configuration: ThingsBoard's defaults, rate-limit strings, the log scope.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::value::TypingOptions;
@@ -50,6 +51,10 @@ pub struct Config {
     pub gateway_rate_limits: RateLimits,
     /// Telemetry points kept per device (oldest dropped first).
     pub max_telemetry_per_device: usize,
+    /// Folder of the persistent store (a SQLite database, created if missing): devices,
+    /// credentials, attributes, telemetry, RPC records, claims, provisioning profiles and
+    /// firmware survive a restart. `None` (the default): memory only.
+    pub data: Option<PathBuf>,
     /// Worker threads of the runtime [`DevServer::start`](crate::DevServer::start) creates (1).
     pub worker_threads: usize,
     /// Runs around each batch of log records the server hands to the `log` crate (all the
@@ -109,6 +114,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             gateway_rate_limits: RateLimits::default(),
             max_telemetry_per_device: 10_000,
+            data: None,
             worker_threads: 1,
             log_scope: None,
             http_port: None,

@@ -28,6 +28,8 @@ pub enum DevServerError {
     InvalidJson(String),
     /// A firmware package is not valid (empty title or version).
     InvalidFirmware(String),
+    /// The data folder ([`Config::data`](crate::Config::data)) cannot be used: what failed.
+    Data(String),
     /// A server-side RPC got no reply before its timeout.
     RpcTimeout {
         /// Device name.
@@ -48,6 +50,7 @@ impl fmt::Display for DevServerError {
             DevServerError::InvalidCredentials(m) => write!(f, "invalid credentials: {m}"),
             DevServerError::InvalidJson(m) => write!(f, "invalid JSON: {m}"),
             DevServerError::InvalidFirmware(m) => write!(f, "invalid firmware: {m}"),
+            DevServerError::Data(m) => f.write_str(m),
             DevServerError::RpcTimeout { device, id } => {
                 write!(f, "RPC {id} to device {device:?} timed out")
             }

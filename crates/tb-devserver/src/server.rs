@@ -77,8 +77,16 @@ impl DevServer {
             }
             None => None,
         };
+        let mut store = Store::default();
+        let persistence = match &config.data {
+            Some(dir) => Some(
+                crate::store::sqlite::open(dir, &mut store, config.max_telemetry_per_device)
+                    .map_err(DevServerError::Data)?,
+            ),
+            None => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let shared = Arc::new(Shared::new(config, limits, shutdown));
+        let shared = Arc::new(Shared::new(config, limits, shutdown, store, persistence));
         runtime.spawn(crate::net::mqtt::accept_loop(
             shared.clone(),
             listener,
@@ -92,6 +100,14 @@ impl DevServer {
             ));
             http_local
         });
+        if let Some(p) = &shared.persistence {
+            let st = shared.state.lock();
+            shared.logs.emit(format!(
+                "data in {} ({} devices)",
+                p.path.display(),
+                st.store.devices.len()
+            ));
+        }
         Ok(DevServer {
             handle: DevServerHandle { shared },
             addr: local,
@@ -128,6 +144,12 @@ impl DevServer {
         }
         if let Some(rt) = self.runtime.lock().take() {
             rt.shutdown_background();
+        }
+        // Dropping the journal closes the writer's channel; it commits what it has and ends.
+        let journal = shared.state.lock().store.journal.take();
+        drop(journal);
+        if let Some(p) = &shared.persistence {
+            p.finish();
         }
         shared.logs.emit("dev server stopped".into());
         shared.logs.close_streams();
@@ -219,9 +241,7 @@ impl DevServerHandle {
 
     /// Registers (or replaces) a provisioning profile.
     pub fn add_provision_profile(&self, profile: ProvisionProfile) {
-        self.shared.update(|st| {
-            st.store.profiles.insert(profile.key.clone(), profile);
-        });
+        self.shared.update(|st| st.store.put_profile(profile));
     }
 
     /// Sets shared attributes from a JSON object (typed per spec 2.12) and pushes the changed
@@ -436,6 +456,14 @@ impl DevServerHandle {
     /// provisioning). Each stream buffers up to 10,000 lines; more are dropped.
     pub fn log_stream(&self) -> LogStream {
         self.shared.logs.subscribe()
+    }
+
+    /// With [`Config::data`]: blocks until every change made so far is committed to the
+    /// database, or `timeout` passes; `true` if it is (always `true` without `data`).
+    pub fn sync(&self, timeout: Duration) -> bool {
+        self.shared
+            .durability()
+            .map_or(true, |d| d.wait_blocking(timeout))
     }
 
     /// A counter bumped by every change to the store.

@@ -19,7 +19,8 @@ use crate::events::EventHub;
 use crate::features::rpc::ClientRpcHandler;
 use crate::log::LogHub;
 use crate::ratelimit::Limits;
-use crate::store::Store;
+use crate::store::sqlite::Persistence;
+use crate::store::{Durability, Store};
 
 /// Commands from other tasks and threads to a session task.
 #[derive(Debug)]
@@ -86,14 +87,25 @@ pub(crate) struct Shared {
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) limits: Limits,
     pub(crate) events: Arc<EventHub>,
+    /// The persistent store, with `Config::data`.
+    pub(crate) persistence: Option<Persistence>,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Config, limits: Limits, shutdown: watch::Sender<bool>) -> Shared {
+    pub(crate) fn new(
+        config: Config,
+        limits: Limits,
+        shutdown: watch::Sender<bool>,
+        store: Store,
+        persistence: Option<Persistence>,
+    ) -> Shared {
         Shared {
             logs: LogHub::new(config.log_scope),
             config,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                store,
+                links: HashMap::new(),
+            }),
             changed: Condvar::new(),
             rpc_handler: Mutex::new(None),
             conn_seq: AtomicU64::new(0),
@@ -101,7 +113,13 @@ impl Shared {
             shutdown,
             limits,
             events: Arc::default(),
+            persistence,
         }
+    }
+
+    /// The journal's progress, when the store is persistent.
+    pub(crate) fn durability(&self) -> Option<&Durability> {
+        self.persistence.as_ref().map(|p| &*p.durability)
     }
 
     /// Runs `f` on the state, then wakes [`DevServerHandle::wait_for_change`] waiters.

@@ -111,10 +111,10 @@ class _DevServerHost:
     """The embedded dev server of ``--devserver``: registers what the script uses, streams
     the server's log to stderr and prints what it stored at the end."""
 
-    def __init__(self, device_name: str) -> None:
+    def __init__(self, device_name: str, data: Optional[str] = None) -> None:
         from ..devserver import DevServer
 
-        self.server = DevServer("127.0.0.1", 0)
+        self.server = DevServer("127.0.0.1", 0, data=data)
         self._base = device_name
         self._stream = self.server.log_stream()
         self._printer = threading.Thread(target=self._print_log, name="devserver-log", daemon=True)
@@ -187,6 +187,9 @@ def run(args: argparse.Namespace) -> int:
     if args.server and args.devserver:
         err("run: --server and --devserver exclude each other")
         return EXIT_USAGE
+    if args.data and not args.devserver:
+        err("run: --data needs --devserver")
+        return EXIT_USAGE
     path = str(script.resolve())
     try:
         code = compile(source, path, "exec", dont_inherit=True)
@@ -227,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.devserver:
             try:
-                dev = _DevServerHost(script.stem)
+                dev = _DevServerHost(script.stem, args.data)
             except OSError as exc:
                 err(f"run: cannot start the dev server: {exc}")
                 return EXIT_USAGE

@@ -52,6 +52,12 @@ def options(p: argparse.ArgumentParser) -> None:
         "at it, print what it stored at the end",
     )
     p.add_argument(
+        "--data",
+        metavar="PATH",
+        help="with --devserver: keep the dev server's devices and data in folder PATH "
+        "across runs (SQLite)",
+    )
+    p.add_argument(
         "--scenario",
         metavar="FILE",
         help="board inputs over time (pin levels, ADC readings, sensor values), a JSON file; "
@@ -94,6 +100,7 @@ OPTION_NAMES = (
     "server",
     "token",
     "devserver",
+    "data",
     "scenario",
     "outputs",
     "board",

@@ -44,9 +44,5 @@ pub(crate) fn parse(payload: &[u8], default_ms: i64) -> Result<Claim, Rejection>
 
 /// Records a claim of `device`.
 pub(crate) fn save(shared: &Shared, device: &str, claim: Claim) {
-    shared.update(|st| {
-        if let Some(dev) = st.store.devices.get_mut(device) {
-            dev.claims.push(claim);
-        }
-    });
+    shared.update(|st| st.store.add_claim(device, claim));
 }

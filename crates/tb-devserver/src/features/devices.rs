@@ -82,6 +82,7 @@ pub(crate) fn attach_session(shared: &Shared, name: &str, link: SessionLink) -> 
         let dev = st.store.devices.get_mut(name)?;
         dev.last_activity_ms = now_ms();
         let gateway = dev.gateway;
+        st.store.record_device(name);
         if let Some(old) = st.links.insert(name.to_string(), link) {
             old.close("session taken over by a new connection", 0x8e);
         }
@@ -99,6 +100,7 @@ pub(crate) fn detach_session(st: &mut crate::shared::State, name: &str, conn_id:
         st.links.remove(name);
         if let Some(dev) = st.store.devices.get_mut(name) {
             dev.last_activity_ms = now_ms();
+            st.store.record_device(name);
         }
     }
 }

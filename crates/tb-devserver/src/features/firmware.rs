@@ -135,6 +135,7 @@ pub(crate) fn assign(
             data: package.data.clone(),
             package: package_id,
         });
+        st.store.record_firmware(device);
         save_server_point(
             st,
             cap,
@@ -178,6 +179,7 @@ pub(crate) fn unassign(shared: &Shared, device: &str) -> Result<(), DevServerErr
         if dev.firmware.take().is_none() {
             return Ok(false);
         }
+        st.store.record_firmware(device);
         st.store
             .delete_attributes(device, AttributeScope::Shared, &keys);
         push(st, device, payload.clone());

@@ -155,7 +155,9 @@ pub(crate) fn provision(
                 credentials: dev.credentials.clone(),
                 gateway: dev.gateway,
             };
-            (success_json(&dev.credentials), Some(record))
+            let response = success_json(&dev.credentials);
+            st.record_device(&req.device_name);
+            (response, Some(record))
         }
         ProvisionStrategy::AllowCreateNewDevices => {
             let name = if req.device_name.is_empty() {
@@ -203,6 +205,7 @@ pub(crate) fn provision(
             });
             if let Some(d) = st.devices.get_mut(&name) {
                 mark_provisioned(d);
+                st.record_device(&name);
             }
             let record = ProvisionedDevice {
                 ts: now_ms(),
@@ -225,7 +228,7 @@ pub(crate) fn handle(
     shared.update(|st| {
         let (response, record) = provision(&mut st.store, req);
         if let Some(r) = &record {
-            st.store.provisioned.push(r.clone());
+            st.store.push_provisioned(r.clone());
         }
         (response, record)
     })

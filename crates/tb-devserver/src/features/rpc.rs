@@ -164,6 +164,7 @@ pub(crate) fn start(
         if let Some(entry) = dev.rpcs.get(&id) {
             event(shared, device, entry);
         }
+        store.record_rpc(device, id);
         Ok::<u32, DevServerError>(id)
     })?;
     shared.logs.emit(format!(
@@ -215,6 +216,7 @@ pub(crate) fn set_status(shared: &Shared, device: &str, id: u32, from: RpcStatus
             if e.record.status == from {
                 e.record.status = to;
                 event(shared, device, e);
+                st.store.record_rpc(device, id);
             }
         }
     });
@@ -238,6 +240,9 @@ pub(crate) fn take_queued(shared: &Shared, st: &mut State, device: &str) -> Vec<
                 request_payload(&entry.record.method, &entry.record.params),
             ));
         }
+    }
+    for (id, _) in &pending {
+        st.store.record_rpc(device, *id);
     }
     pending
 }
@@ -265,6 +270,9 @@ pub(crate) fn handle_reply(shared: &Shared, device: &str, id: i32, text: &str) -
         entry.record.reply = Some(text.to_string());
         entry.slot.set(RpcOutcome::Reply(text.to_string()));
         event(shared, device, entry);
+        if let Ok(id) = u32::try_from(id) {
+            st.store.record_rpc(device, id);
+        }
         true
     })
 }
@@ -321,6 +329,7 @@ pub(crate) fn record_client(
             let mut record = record;
             record.reply = scripted.clone();
             dev.client_rpcs.push_back(record);
+            st.store.record_client_rpc(device, id);
         }
         scripted
     })
@@ -363,6 +372,7 @@ pub(crate) fn answer_client_later(
                     .find(|r| r.id == request.id && r.reply.is_none())
             }) {
                 rec.reply = Some(reply.clone());
+                st.store.record_client_rpc(&request.device, request.id);
             }
         });
         shared.logs.emit(format!(

@@ -101,6 +101,13 @@ pub(crate) async fn serve<S>(
             _ = shutdown.changed() => s.close("server shutting down", 0x8b),
         }
         s.flush_logs();
+        if let Some(seq) = shared.durability().and_then(|d| d.pending()) {
+            // The durability point (store/mod.rs, `Durability`): nothing of this wake-up,
+            // PUBACKs included, goes out before the changes made so far are committed.
+            if let Some(d) = shared.durability() {
+                d.wait(seq).await;
+            }
+        }
         let out = s.poll_transmit();
         if !out.is_empty() {
             let write = tokio::time::timeout(write_timeout, stream.write_all(out)).await;

@@ -12,13 +12,16 @@
 //! Live sessions are not stored here: they belong to the layer above (`shared.rs`).
 
 mod records;
+pub(crate) mod sqlite;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
 
 pub use records::*;
 
@@ -65,9 +68,10 @@ pub(crate) type Attributes = BTreeMap<String, Stamped>;
 
 /// A write the store made, for a [`Journal`].
 #[derive(Debug)]
-#[allow(dead_code)] // Read by a persistent journal; none is built in yet.
 pub(crate) enum Change<'a> {
     DeviceAdded(&'a Device),
+    /// Its credentials, profile, gateway or provisioned flag or last activity changed.
+    DeviceUpdated(&'a Device),
     DeviceRemoved {
         name: &'a str,
     },
@@ -90,12 +94,102 @@ pub(crate) enum Change<'a> {
         scope: AttributeScope,
         keys: &'a [&'a str],
     },
+    /// A server-side RPC was created or changed status (upsert by device and id).
+    Rpc {
+        device: &'a str,
+        record: &'a RpcRecord,
+        /// Unix ms after which it expires.
+        expires_ms: i64,
+    },
+    /// A client-side RPC was recorded or answered (upsert by device, `ts` and id).
+    ClientRpc {
+        device: &'a str,
+        record: &'a ClientRpcRecord,
+    },
+    Claim {
+        device: &'a str,
+        claim: &'a Claim,
+    },
+    /// A device's firmware assignment was set or removed.
+    Firmware {
+        device: &'a str,
+        firmware: Option<&'a AssignedFirmware>,
+    },
+    Profile(&'a ProvisionProfile),
+    Provisioned(&'a ProvisionedDevice),
 }
 
 /// Where the store's writes go besides memory (see the module doc). Called under the store
 /// lock: an implementation queues the change and returns; it never blocks on a disk.
 pub(crate) trait Journal: Send {
     fn record(&mut self, change: Change<'_>);
+}
+
+/// How far a journal got: the sequence number of the last change queued and of the last one
+/// committed. Changes are numbered from 1 in the order [`Journal::record`] saw them, so
+/// "committed >= n" means every change up to the n-th is on disk.
+///
+/// Design: the MQTT session answers a wake-up's packets (PUBACKs included) only once the
+/// changes queued by then are committed ([`wait`](Self::wait)): what a device saw
+/// acknowledged survives the process being killed. The writer thread commits every few
+/// milliseconds, so many sessions share one commit (group commit).
+pub(crate) struct Durability {
+    queued: AtomicU64,
+    committed: Mutex<u64>,
+    committed_cv: Condvar,
+    committed_tx: watch::Sender<u64>,
+}
+
+impl Durability {
+    pub(crate) fn new() -> Arc<Durability> {
+        Arc::new(Durability {
+            queued: AtomicU64::new(0),
+            committed: Mutex::new(0),
+            committed_cv: Condvar::new(),
+            committed_tx: watch::Sender::new(0),
+        })
+    }
+
+    /// Numbers a change being queued (called under the store lock).
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.queued.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Called by the writer once everything up to `seq` is committed (or given up on).
+    pub(crate) fn set_committed(&self, seq: u64) {
+        {
+            let mut c = self.committed.lock();
+            *c = (*c).max(seq);
+        }
+        self.committed_cv.notify_all();
+        self.committed_tx.send_modify(|c| *c = (*c).max(seq));
+    }
+
+    /// The last change queued, if it is not committed yet.
+    pub(crate) fn pending(&self) -> Option<u64> {
+        let q = self.queued.load(Ordering::SeqCst);
+        (q > *self.committed_tx.borrow()).then_some(q)
+    }
+
+    /// Waits until change `seq` is committed (returns at once if the writer is gone).
+    pub(crate) async fn wait(&self, seq: u64) {
+        let mut rx = self.committed_tx.subscribe();
+        let _ = rx.wait_for(|c| *c >= seq).await;
+    }
+
+    /// Blocks until every change queued so far is committed or `timeout` passes; `true` if
+    /// they are.
+    pub(crate) fn wait_blocking(&self, timeout: std::time::Duration) -> bool {
+        let target = self.queued.load(Ordering::SeqCst);
+        let deadline = Instant::now() + timeout;
+        let mut c = self.committed.lock();
+        while *c < target {
+            if self.committed_cv.wait_until(&mut c, deadline).timed_out() {
+                return *c >= target;
+            }
+        }
+        true
+    }
 }
 
 pub(crate) struct RpcSlot {
@@ -134,7 +228,6 @@ pub(crate) struct Device {
     /// ThingsBoard's entity id (a random UUID).
     pub(crate) id: uuid::Uuid,
     /// Unix ms.
-    #[allow(dead_code)] // For the REST API's `createdTime`.
     pub(crate) created_ms: i64,
     pub(crate) credentials: Credentials,
     pub(crate) gateway: bool,
@@ -166,7 +259,6 @@ impl std::fmt::Debug for RpcEntry {
 #[derive(Debug, Clone)]
 pub(crate) struct AssignedFirmware {
     pub(crate) data: Bytes,
-    #[allow(dead_code)] // For the REST API's `firmwareId`.
     pub(crate) package: Option<uuid::Uuid>,
 }
 
@@ -366,6 +458,81 @@ impl Store {
     /// The name of the device with entity id `id`.
     pub(crate) fn name_of(&self, id: &uuid::Uuid) -> Option<&str> {
         self.ids.get(id).map(String::as_str)
+    }
+
+    /// Journals server-side RPC `id` of `device` as it is now (after a create or a status
+    /// change).
+    pub(crate) fn record_rpc(&mut self, device: &str, id: u32) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        if let Some(e) = self.devices.get(device).and_then(|d| d.rpcs.get(&id)) {
+            let left = e.expires_at.saturating_duration_since(Instant::now());
+            journal.record(Change::Rpc {
+                device,
+                record: &e.record,
+                expires_ms: now_ms().saturating_add(left.as_millis() as i64),
+            });
+        }
+    }
+
+    /// Journals the newest client-side RPC record of `device` with request id `id` (after it
+    /// was recorded or answered).
+    pub(crate) fn record_client_rpc(&mut self, device: &str, id: i32) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        let found = self
+            .devices
+            .get(device)
+            .and_then(|d| d.client_rpcs.iter().rev().find(|r| r.id == id));
+        if let Some(record) = found {
+            journal.record(Change::ClientRpc { device, record });
+        }
+    }
+
+    /// Journals a device's credentials, profile, gateway and provisioned flags and last
+    /// activity (connect, disconnect).
+    pub(crate) fn record_device(&mut self, device: &str) {
+        if let (Some(journal), Some(dev)) = (self.journal.as_mut(), self.devices.get(device)) {
+            journal.record(Change::DeviceUpdated(dev));
+        }
+    }
+
+    /// Journals a device's firmware assignment as it is now.
+    pub(crate) fn record_firmware(&mut self, device: &str) {
+        if let (Some(journal), Some(dev)) = (self.journal.as_mut(), self.devices.get(device)) {
+            journal.record(Change::Firmware {
+                device,
+                firmware: dev.firmware.as_ref(),
+            });
+        }
+    }
+
+    /// Adds a claim to a device.
+    pub(crate) fn add_claim(&mut self, device: &str, claim: Claim) {
+        let Some(dev) = self.devices.get_mut(device) else {
+            return;
+        };
+        if let Some(journal) = self.journal.as_mut() {
+            journal.record(Change::Claim {
+                device,
+                claim: &claim,
+            });
+        }
+        dev.claims.push(claim);
+    }
+
+    /// Registers (or replaces) a provisioning profile.
+    pub(crate) fn put_profile(&mut self, profile: ProvisionProfile) {
+        self.journal(Change::Profile(&profile));
+        self.profiles.insert(profile.key.clone(), profile);
+    }
+
+    /// Records a device created or handed out by provisioning.
+    pub(crate) fn push_provisioned(&mut self, record: ProvisionedDevice) {
+        self.journal(Change::Provisioned(&record));
+        self.provisioned.push(record);
     }
 
     /// Removes a device and its token; the caller closes its session.
