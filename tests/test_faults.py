@@ -294,3 +294,133 @@ def test_accepted_credentials_on_auth_broker(auth_broker):
         assert client.send_telemetry({"ok": 1}).wait(5) is True
     finally:
         client.disconnect()
+
+
+# -- each fault alone, at the default keepalive (120 s) ------------------------------------------
+
+# Each: what the fault thread does, ending when the path is back; returns that moment.
+
+
+def _reset(proxy, broker) -> float:
+    proxy.reset()
+    return time.monotonic()
+
+
+def _cut(proxy, broker) -> float:
+    proxy.cut_mid_packet()
+    return time.monotonic()
+
+
+def _silent_then_reset(proxy, broker) -> float:
+    # 4 s of silence: longer than the client's liveness bound (probe after 1 s, 2 s for an
+    # answer), far shorter than the keepalive; then the path resets and passes again.
+    proxy.blackhole()
+    time.sleep(4.0)
+    proxy.reset()
+    return proxy.restore()
+
+
+def _silent_comes_back(proxy, broker) -> float:
+    proxy.blackhole()
+    time.sleep(4.0)
+    return proxy.restore()
+
+
+def _broker_restart(proxy, broker) -> float:
+    broker.stop()
+    time.sleep(1.5)
+    broker.start()
+    return time.monotonic()
+
+
+def _outage(proxy, broker) -> float:
+    proxy.down()  # resets, then refuses: check_for_msg raises OSError, connect() fails
+    time.sleep(2.0)
+    return proxy.restore()
+
+
+FAULTS = {
+    "reset": _reset,
+    "cut mid-packet": _cut,
+    "silent path then reset": _silent_then_reset,
+    "silent path comes back": _silent_comes_back,
+    "broker restart": _broker_restart,
+    "app reconnects on OSError": _outage,
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_default_keepalive_traffic_resumes_after_fault(
+    fault, restartable_broker, proxy, peer_factory
+):
+    """QoS 1 telemetry at 20 msg/s through one fault at the default keepalive: every number
+    arrives, and a message sent after the path is back is acknowledged. The time from the path
+    being back to that acknowledgement is printed (benches/faults.py measures it)."""
+    b = restartable_broker
+    peer = peer_factory(b, persistent=True)
+    client = TBDeviceMqttClient(
+        proxy.host,
+        proxy.port,
+        access_token="tok-" + uuid.uuid4().hex[:8],
+        client_id="dev-fault-" + uuid.uuid4().hex[:8],
+    )
+    assert client.connect(timeout=10) == 0
+    app_reconnects = fault == "app reconnects on OSError"
+    sends: list[tuple[float, object]] = []  # (monotonic time of the call, handle)
+    result: dict[str, float] = {}
+    errors: list[BaseException] = []
+
+    def inject() -> None:
+        try:
+            time.sleep(1.0)
+            back = FAULTS[fault](proxy, b)
+            result["back"] = back
+            deadline = back + 30
+            while time.monotonic() < deadline:
+                after = [h for t, h in list(sends) if t >= back]
+                if after and after[0].done:
+                    result["resumed"] = time.monotonic() - back
+                    return
+                time.sleep(0.005)
+        except BaseException as exc:
+            errors.append(exc)
+
+    injector = threading.Thread(target=inject, daemon=True)
+    injector.start()
+    reconnect_calls = 0
+    try:
+        i = 0
+        while injector.is_alive() or i < 20 * 7:
+            sends.append((time.monotonic(), client.send_telemetry({"i": i})))
+            i += 1
+            if app_reconnects:
+                # What many device scripts do in safe_check_msg.
+                try:
+                    client.check_for_msg()
+                except OSError:
+                    reconnect_calls += 1
+                    client.disconnect()
+                    client.connect(timeout=1)
+            time.sleep(0.05)
+            assert i < 20 * 60, "the fault thread did not finish"
+        assert not errors, errors
+        total = i
+        if app_reconnects:
+            wait_until(lambda: client.connected or client.connect(timeout=1) == 0, 20, "up")
+        assert client.flush(timeout=30) is True
+        peer.wait_subscribed()
+        peer.wait_for_predicate(lambda _m: set(numbers(peer)) >= set(range(total)), timeout=30)
+    finally:
+        client.disconnect()
+    counts = collections.Counter(numbers(peer))
+    lost = sorted(set(range(total)) - set(counts))
+    dups = sum(c - 1 for c in counts.values() if c > 1)
+    print(
+        f"\n{fault}: sent {total}, lost {len(lost)}, duplicates {dups}, traffic again "
+        f"{result.get('resumed', float('nan')) * 1000:.0f} ms after the path was back"
+        + (f", {reconnect_calls} disconnect()/connect() by the app" if app_reconnects else "")
+    )
+    assert lost == [], f"lost {len(lost)}: {lost[:20]}"
+    assert "resumed" in result, "no message sent after the path was back was acknowledged"
+    if app_reconnects:
+        assert reconnect_calls > 0, "the outage was not seen by check_for_msg()"

@@ -166,3 +166,95 @@ def test_disconnect_while_down_is_bounded(restartable_broker, token):
     client.disconnect()
     assert time.monotonic() - t0 < 30
     assert client.connected is False
+
+
+def test_first_connect_that_fails_keeps_trying_in_the_background(caplog):
+    """connect() returns None when nothing listens (the contract), but with reconnect on the
+    client keeps trying: a server started 3 s later gets the connection and what was queued."""
+    import logging
+
+    from conftest import free_port
+    from thingsboard_sdk.devserver import DevServer
+
+    caplog.set_level(logging.INFO, logger="thingsboard_sdk")
+    port = free_port()
+    client = TBDeviceMqttClient("127.0.0.1", port, access_token="late-tok", client_id="late")
+    server = None
+    try:
+        assert client.connect(timeout=2) is None
+        assert client.connected is False
+        assert client.last_error
+        for i in range(10):
+            client.send_telemetry({"i": i})
+        time.sleep(3.0)  # the scenario: the server comes up 3 s later
+        server = DevServer(port=port, http_port=None)
+        server.add_device("late", "late-tok")
+        wait_until(lambda: client.connected, 15, "the background retry to connect")
+        assert client.flush(timeout=15) is True
+        got = sorted(p.value for p in server.telemetry("late", "i"))
+        assert got == list(range(10))
+    finally:
+        client.disconnect()
+        if server is not None:
+            server.stop()
+
+
+def test_disconnect_with_unacknowledged_messages_warns_and_keeps_them(
+    restartable_broker, peer_factory, token, caplog
+):
+    """disconnect() while the broker is away: a WARNING names the count; the messages stay in
+    the client, and a later connect() on the same client delivers them."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="thingsboard_sdk")
+    b = restartable_broker
+    peer = peer_factory(b, persistent=True)
+    peer.wait_subscribed()
+    client = make(b, token)
+    try:
+        assert client.connect() == 0
+        b.stop()
+        wait_until(lambda: not client.connected, 10, "connected to go False")
+        for i in range(7):
+            client.send_telemetry({"i": i})
+        client.disconnect()
+        warned = [r.getMessage() for r in caplog.records if "disconnect()" in r.getMessage()]
+        assert warned and "7 message(s)" in warned[-1], warned
+        b.start()
+        assert client.connect() == 0
+        assert client.flush(timeout=15) is True
+        peer.wait_for_predicate(lambda _m: numbers(peer) >= set(range(7)), timeout=15)
+    finally:
+        client.disconnect()
+
+
+def test_interpreter_exit_with_unacknowledged_messages_warns(tmp_path):
+    """A script that exits with messages the broker never acknowledged: one WARNING with the
+    count (nothing vanishes without a word)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from conftest import _child_env, free_port
+
+    script = textwrap.dedent(
+        f"""
+        import logging
+        logging.basicConfig(level=logging.WARNING)
+        from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+        c = TBDeviceMqttClient("127.0.0.1", {free_port()}, access_token="t", client_id="gone")
+        c.connect(timeout=1)
+        for i in range(5):
+            c.send_telemetry({{"i": i}})
+        """
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "exiting with 5 message(s)" in r.stderr, r.stderr[-2000:]
