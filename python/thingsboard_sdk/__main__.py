@@ -5,6 +5,8 @@ Commands:
     demo        start a dev server, run an example device against it, print what it stored
     run         run a MicroPython device script unchanged on this host
     simulate    simulate many devices from one process
+    rpc, shared, show, follow, firmware
+                drive a running dev server over its REST API (docs/devserver.md)
 
 Each command is one ``cmd_*`` function taking the parsed arguments and returning the exit
 code, plus an optional ``*_args`` function adding its options; add a command by adding a row
@@ -93,6 +95,9 @@ def devserver_args(p: argparse.ArgumentParser) -> None:
         "without it everything is in memory only",
     )
     p.add_argument("--quiet", action="store_true", help="do not log connections and messages")
+    from ._devserver_http import add_arguments as add_http_arguments
+
+    add_http_arguments(p)
 
 
 # ThingsBoard's checksum algorithms (spec 11.1), for --firmware.
@@ -175,12 +180,28 @@ def cmd_devserver(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE
+    from functools import partial
+
+    from . import _devserver_http
+
     try:
-        server = DevServer(args.host, args.port, data=args.data)
+        server, http_note = _devserver_http.start(
+            partial(
+                DevServer,
+                args.host,
+                args.port,
+                data=args.data,
+                admin=_devserver_http.admin_of(args),
+            ),
+            args.http_port,
+        )
     except OSError as exc:
         _err(f"error: {exc.strerror or exc}")
-        if args.port and not (args.data and exc.errno is None):
-            _err("hint: another MQTT broker may use that port; try --port 0 or another port")
+        if (args.port or args.http_port) and not (args.data and exc.errno is None):
+            _err(
+                "hint: another broker or server may use that port; try --port 0 or "
+                "--http-port 0 (any free port)"
+            )
         return EXIT_USAGE
     except ValueError as exc:
         _err(f"error: {exc}")
@@ -207,7 +228,7 @@ def cmd_devserver(args: argparse.Namespace) -> int:
         except ValueError as exc:
             _err(f"error: {exc}")
             return EXIT_USAGE
-        _serve(server, stream, devices, args)
+        _serve(server, stream, devices, args, http_note)
     except (KeyboardInterrupt, _Stop):
         pass
     finally:
@@ -218,11 +239,19 @@ def cmd_devserver(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _serve(server: Any, stream: Any, devices: list, args: argparse.Namespace) -> None:
+def _serve(
+    server: Any, stream: Any, devices: list, args: argparse.Namespace, http_note: Optional[str]
+) -> None:
     """Prints the banner, then one line per log line until the server stops."""
+    from ._devserver_http import admin_of, banner
+
     _out(f"ThingsBoard dev server listening on {server.host}:{server.port}")
     if server.data:
         _out(f"data in {server.data} ({len(server.devices())} devices)")
+    if http_note:
+        _out(http_note)
+    for line in banner(server, admin_of(args)):
+        _out(line)
     for name, token in devices:
         _out(f"device {name!r}: access token {token}")
     for key, secret in args.provision:
@@ -436,6 +465,29 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+# ---- REST commands (a running dev server) --------------------------------------------------------
+
+
+def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
+    """``_restcli.<name>``, imported when the command runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        from . import _restcli
+
+        return int(getattr(_restcli, name)(args))
+
+    return run
+
+
+def _lazy_args(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def add(p: argparse.ArgumentParser) -> None:
+        from . import _restcli
+
+        getattr(_restcli, name)(p)
+
+    return add
+
+
 # ---- the command table --------------------------------------------------------------------------
 
 
@@ -456,6 +508,36 @@ COMMANDS = [
     ),
     Command("run", "run a MicroPython device script unchanged on this host", cmd_run, run_args),
     Command("simulate", "simulate many devices from one process", cmd_simulate, simulate_args),
+    Command(
+        "rpc",
+        "send an RPC to a device of a running dev server and print the reply",
+        _lazy("cmd_rpc"),
+        _lazy_args("rpc_args"),
+    ),
+    Command(
+        "shared",
+        "set or delete shared attributes of a device of a running dev server",
+        _lazy("cmd_shared"),
+        _lazy_args("shared_args"),
+    ),
+    Command(
+        "show",
+        "show the devices, or a device's latest telemetry and attributes",
+        _lazy("cmd_show"),
+        _lazy_args("show_args"),
+    ),
+    Command(
+        "follow",
+        "print a device's telemetry live as it arrives",
+        _lazy("cmd_follow"),
+        _lazy_args("follow_args"),
+    ),
+    Command(
+        "firmware",
+        "upload a firmware image and assign it to a device of a running dev server",
+        _lazy("cmd_firmware"),
+        _lazy_args("firmware_args"),
+    ),
 ]
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Optional
 
+from .. import _devserver_http
 from . import _board, _options, _report, _scenario, _signals, _standins, _state, _wire
 from ._redirect import Redirect
 
@@ -111,15 +112,30 @@ class _DevServerHost:
     """The embedded dev server of ``--devserver``: registers what the script uses, streams
     the server's log to stderr and prints what it stored at the end."""
 
-    def __init__(self, device_name: str, data: Optional[str] = None) -> None:
-        from ..devserver import DevServer
+    def __init__(
+        self,
+        device_name: str,
+        data: Optional[str] = None,
+        http_port: Optional[int] = None,
+        admin: Optional[str] = None,
+    ) -> None:
+        from functools import partial
 
-        self.server = DevServer("127.0.0.1", 0, data=data)
+        from ..devserver import DEFAULT_ADMIN, DevServer
+
+        admin = admin or DEFAULT_ADMIN
+        self.server, note = _devserver_http.start(
+            partial(DevServer, "127.0.0.1", 0, data=data, admin=admin), http_port
+        )
         self._base = device_name
         self._stream = self.server.log_stream()
         self._printer = threading.Thread(target=self._print_log, name="devserver-log", daemon=True)
         self._printer.start()
         err(f"run: dev server on {self.server.host}:{self.server.port}")
+        if note:
+            err(f"run: {note}")
+        for line in _devserver_http.banner(self.server, admin):
+            err(f"run: {line}")
 
     def _print_log(self) -> None:
         while True:
@@ -230,7 +246,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.devserver:
             try:
-                dev = _DevServerHost(script.stem, args.data)
+                dev = _DevServerHost(
+                    script.stem, args.data, args.http_port, _devserver_http.admin_of(args)
+                )
             except OSError as exc:
                 err(f"run: cannot start the dev server: {exc}")
                 return EXIT_USAGE

@@ -51,6 +51,9 @@ def options(p: argparse.ArgumentParser) -> None:
         help="start an embedded dev server, register the script's token, point the script "
         "at it, print what it stored at the end",
     )
+    from .._devserver_http import add_arguments as add_http_arguments
+
+    add_http_arguments(p)  # --http-port, --admin: the dev server's REST API and page
     p.add_argument(
         "--data",
         metavar="PATH",
@@ -101,6 +104,8 @@ OPTION_NAMES = (
     "token",
     "devserver",
     "data",
+    "http_port",
+    "admin",
     "scenario",
     "outputs",
     "board",
