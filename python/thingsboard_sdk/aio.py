@@ -123,6 +123,16 @@ class FirmwareEvent(NamedTuple):
     error: Optional[str] = None
 
 
+def _firmware_callbacks(extras: Dict[str, Any]) -> Tuple[Any, Any]:
+    """Takes ``on_firmware_update`` and ``on_firmware_progress`` out of ``extras``, checked."""
+    on_update = extras.pop("on_firmware_update", None)
+    on_progress = extras.pop("on_firmware_progress", None)
+    for name, cb in (("on_firmware_update", on_update), ("on_firmware_progress", on_progress)):
+        if cb is not None and not callable(cb):
+            raise TypeError(f"{name} must be callable, got {cb!r}")
+    return on_update, on_progress
+
+
 class AsyncTBDeviceClient:
     """A ThingsBoard device over MQTT, for asyncio.
 
@@ -144,17 +154,25 @@ class AsyncTBDeviceClient:
         chunk_size: int = 0,
         **extras: Any,
     ) -> None:
-        on_update = extras.pop("on_firmware_update", None)
-        on_progress = extras.pop("on_firmware_progress", None)
-        for name, cb in (("on_firmware_update", on_update), ("on_firmware_progress", on_progress)):
-            if cb is not None and not callable(cb):
-                raise TypeError(f"{name} must be callable, got {cb!r}")
+        on_update, on_progress = _firmware_callbacks(extras)
         # The sync client validates the arguments, builds the engine and keeps the firmware
         # bookkeeping (current_firmware_info); its own dispatch is never used.
-        self._sync = TBDeviceMqttClient(
+        sync = TBDeviceMqttClient(
             host, port, access_token, quality_of_service, client_id, chunk_size, **extras
         )
-        self._engine = self._sync._engine
+        self._init_from(sync, host, port, extras, on_update, on_progress)
+
+    def _init_from(
+        self,
+        sync: TBDeviceMqttClient,
+        host: str,
+        port: int,
+        extras: Dict[str, Any],
+        on_update: Optional[Callable[[str, Dict[str, Any]], Any]],
+        on_progress: Optional[Callable[[int, int], Any]],
+    ) -> None:
+        self._sync = sync
+        self._engine = sync._engine
         self._host = host
         self._port = port
         self._request_timeout = self._sync._request_timeout
@@ -310,43 +328,36 @@ class AsyncTBDeviceClient:
         Raises:
             TypeError, ValueError: data JSON cannot encode, or of the wrong shape.
         """
-        try:
-            return AsyncMessageHandle(self._engine.send_telemetry(data), self)
-        except QueueFullError:
-            return await self._when_room(self._engine.send_telemetry, data)
+        return await self._send(self._engine.send_telemetry, data)
 
     async def send_attributes(self, data: Dict[str, Any]) -> AsyncMessageHandle:
         """Publishes client-side attributes (a dict). Same rules as ``send_telemetry``."""
-        try:
-            return AsyncMessageHandle(self._engine.send_attributes(data), self)
-        except QueueFullError:
-            return await self._when_room(self._engine.send_attributes, data)
+        return await self._send(self._engine.send_attributes, data)
 
     async def claim_device(
         self, secret_key: Optional[str] = None, duration_ms: Optional[int] = None
     ) -> AsyncMessageHandle:
         """Publishes a claiming request; each field is sent only when given."""
-        handle = self._sync.claim_device(secret_key, duration_ms)
-        return AsyncMessageHandle(handle, self)
+        return await self._send(self._sync.claim_device, secret_key, duration_ms)
 
     async def send_rpc_reply(self, request_id: Any, response: Any) -> AsyncMessageHandle:
         """Replies to server-side RPC ``request_id`` (str or int)."""
         if isinstance(request_id, bool) or not isinstance(request_id, (str, int)):
             raise TypeError(f"request_id must be a str or int, got {request_id!r}")
-        try:
-            return AsyncMessageHandle(self._engine.send_rpc_reply(str(request_id), response), self)
-        except QueueFullError:
-            return await self._when_room(
-                lambda r: self._engine.send_rpc_reply(str(request_id), r), response
-            )
+        return await self._send(self._engine.send_rpc_reply, str(request_id), response)
 
-    async def _when_room(self, send: Callable[[Any], Any], data: Any) -> AsyncMessageHandle:
+    async def _send(self, send: Callable[..., Any], *args: Any) -> AsyncMessageHandle:
+        """Queues a message with ``send(*args)``; while the queue is full, waits for room."""
+        try:
+            return AsyncMessageHandle(send(*args), self)
+        except QueueFullError:
+            pass
         w = self._need_waker()
         # Wake at three quarters full, not at the first free slot: one wake-up per batch.
         below = max(1, self._max_queued * 3 // 4)
         while True:
             try:
-                return AsyncMessageHandle(send(data), self)
+                return AsyncMessageHandle(send(*args), self)
             except QueueFullError:
                 if not w.engine.watch_room(self._engine, below):
                     continue
@@ -629,11 +640,17 @@ class AsyncTBDeviceClient:
                     fut.set_result(value)
             elif kind.startswith("firmware_"):
                 self._firmware(ev)
+            elif kind.startswith("gw_"):
+                self._gateway_event(ev)
             elif kind == "dropped":
                 if ev[3]:
                     log.debug("ignored the broker's echo of our own publish on %r", ev[1])
                 else:
                     log.warning("dropped a message on %r: %s", ev[1], ev[2])
+
+    def _gateway_event(self, ev: Tuple[Any, ...]) -> None:
+        """Sub-device events; a gateway client (``AsyncTBGatewayClient``) handles them."""
+        log.debug("gateway event on a device session: %r", ev[0])
 
     def _deliver_attributes(self, sub: Any, data: Dict[str, Any]) -> None:
         if sub is None:
