@@ -11,6 +11,7 @@ mod convert;
 mod devserver;
 mod errors;
 mod firmware;
+mod gateway;
 mod py;
 mod runtime;
 mod session;
@@ -107,6 +108,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<py::Client>()?;
     m.add_class::<py::Handle>()?;
+    m.add_class::<gateway::Gateway>()?;
     m.add_class::<devserver::DevServer>()?;
     m.add_class::<py::HubHandle>()?;
     m.add_class::<waker::Waker>()?;

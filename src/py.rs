@@ -62,6 +62,7 @@ where
 pub(crate) enum Item {
     Core(Event),
     Firmware(firmware::Note),
+    Gateway(tb_core::GatewayEvent),
 }
 
 pub(crate) fn drain_events(
@@ -84,6 +85,12 @@ pub(crate) fn drain_events(
     while taken.len() < max {
         match st.core.poll_event() {
             Some(ev) => taken.push(Item::Core(ev)),
+            None => break,
+        }
+    }
+    while taken.len() < max {
+        match st.core.poll_gateway_event() {
+            Some(ev) => taken.push(Item::Gateway(ev)),
             None => break,
         }
     }
@@ -222,6 +229,7 @@ pub(crate) fn item_to_py(py: Python<'_>, item: Item) -> PyResult<Py<PyAny>> {
     match item {
         Item::Core(ev) => event_to_py(py, ev),
         Item::Firmware(n) => note_to_py(py, n),
+        Item::Gateway(ev) => crate::gateway::event_to_py(py, ev),
     }
 }
 
@@ -285,7 +293,7 @@ impl Client {
         keepalive=120.0, tls=false, ca_certs=None, cert_file=None, key_file=None,
         tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=1.0,
         max_queued_messages=100_000, max_inflight=64, provisioning=false, chunk_size=0,
-        firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0))]
+        firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0, gateway=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -310,6 +318,7 @@ impl Client {
         firmware: bool,
         firmware_dir: Option<std::path::PathBuf>,
         firmware_chunk_timeout: f64,
+        gateway: bool,
     ) -> PyResult<Client> {
         let chunk_size = usize::try_from(chunk_size).map_err(|_| {
             PyValueError::new_err(format!(
@@ -370,6 +379,8 @@ impl Client {
             max_queued,
             mode: if provisioning {
                 Mode::Provisioning
+            } else if gateway {
+                Mode::Gateway
             } else {
                 Mode::Device
             },

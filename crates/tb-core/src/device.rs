@@ -989,7 +989,7 @@ impl Device {
 
     /// Whether [`poll_event`](Device::poll_event) has something.
     pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
+        !self.events.is_empty() || !self.gw.events.is_empty()
     }
 
     /// The next event for the application.

@@ -1,0 +1,211 @@
+//! The Gateway MQTT API for Python: `_engine.Gateway(client)` queues sub-device messages on a
+//! client created with `gateway=True`; every rule is tb-core's (`tb_core::gateway`), this file
+//! only converts arguments and events.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+use tb_core::{GatewayEvent, MessageId, QoS, SubscriptionId};
+
+use crate::client::Shared;
+use crate::convert;
+use crate::errors::SdkError;
+use crate::py::{Client, Handle};
+use crate::runtime;
+
+/// Sub-device commands of a gateway session (thingsboard-gateway.md, Part A).
+#[pyclass(module = "thingsboard_sdk._engine", frozen)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+}
+
+fn qos(n: i64) -> PyResult<QoS> {
+    QoS::from_int(n).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
+impl Gateway {
+    fn command<F>(&self, f: F) -> PyResult<Handle>
+    where
+        F: FnOnce(&mut tb_core::Device) -> Result<MessageId, tb_core::Error>,
+    {
+        let mut st = self.shared.state.lock();
+        let id = f(&mut st.core).map_err(SdkError::from)?;
+        self.shared.send(&mut st);
+        Ok(Handle {
+            shared: self.shared.clone(),
+            id,
+        })
+    }
+}
+
+#[pymethods]
+impl Gateway {
+    #[new]
+    fn new(client: &Client) -> Gateway {
+        Gateway {
+            shared: client.shared.clone(),
+        }
+    }
+
+    #[pyo3(signature = (device, device_type, qos=1))]
+    fn connect_device(&self, device: &str, device_type: &str, qos: i64) -> PyResult<Handle> {
+        let q = self::qos(qos)?;
+        self.command(|d| d.gw_connect_device(device, device_type, q))
+    }
+
+    #[pyo3(signature = (device, qos=1))]
+    fn disconnect_device(&self, device: &str, qos: i64) -> PyResult<Handle> {
+        let q = self::qos(qos)?;
+        self.command(|d| d.gw_disconnect_device(device, q))
+    }
+
+    #[pyo3(signature = (device, data, qos=1))]
+    fn send_telemetry(&self, device: &str, data: &Bound<'_, PyAny>, qos: i64) -> PyResult<Handle> {
+        let q = self::qos(qos)?;
+        let v = convert::to_payload(data, "telemetry", true)?;
+        self.command(|d| d.gw_send_telemetry(device, &v, q))
+    }
+
+    #[pyo3(signature = (device, data, qos=1))]
+    fn send_attributes(&self, device: &str, data: &Bound<'_, PyAny>, qos: i64) -> PyResult<Handle> {
+        let q = self::qos(qos)?;
+        let v = convert::to_payload(data, "attributes", false)?;
+        self.command(|d| d.gw_send_attributes(device, &v, q))
+    }
+
+    fn request_attributes(
+        &self,
+        device: &str,
+        keys: Vec<String>,
+        client: bool,
+        timeout: f64,
+    ) -> PyResult<u32> {
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "timeout must be a positive number of seconds, got {timeout}"
+            )));
+        }
+        let k: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut st = self.shared.state.lock();
+        let id = st
+            .core
+            .gw_request_attributes(
+                runtime::now_ms(),
+                device,
+                &k,
+                client,
+                (timeout * 1000.0) as u64,
+            )
+            .map_err(SdkError::from)?;
+        self.shared.send(&mut st);
+        Ok(id.0)
+    }
+
+    #[pyo3(signature = (device, request_id, response, qos=1))]
+    fn send_rpc_reply(
+        &self,
+        device: &str,
+        request_id: i64,
+        response: &Bound<'_, PyAny>,
+        qos: i64,
+    ) -> PyResult<Handle> {
+        let q = self::qos(qos)?;
+        let v = convert::to_value(response, "RPC reply")?;
+        self.command(|d| d.gw_send_rpc_reply(device, request_id, &v, q))
+    }
+
+    #[pyo3(signature = (device, secret_key=None, duration_ms=None, qos=1))]
+    fn claim(
+        &self,
+        device: &str,
+        secret_key: Option<String>,
+        duration_ms: Option<u64>,
+        qos: i64,
+    ) -> PyResult<Handle> {
+        let q = self::qos(qos)?;
+        self.command(|d| d.gw_claim(device, secret_key.as_deref(), duration_ms, q))
+    }
+
+    fn subscribe(&self, device: &str, key: &str) -> u32 {
+        let mut st = self.shared.state.lock();
+        st.core.gw_subscribe_to_attribute(device, key).0
+    }
+
+    fn unsubscribe(&self, id: u32) -> bool {
+        let mut st = self.shared.state.lock();
+        st.core.gw_unsubscribe(SubscriptionId(id))
+    }
+
+    fn cancel_request(&self, id: u32) {
+        let mut st = self.shared.state.lock();
+        st.core.gw_cancel_request(tb_core::RequestId(id));
+    }
+
+    fn devices(&self) -> Vec<String> {
+        let st = self.shared.state.lock();
+        st.core.gw_devices().map(str::to_string).collect()
+    }
+}
+
+/// A gateway event as the tuple `tb_gateway_mqtt` dispatches on: `("gw_...", ...)`.
+pub(crate) fn event_to_py(py: Python<'_>, ev: GatewayEvent) -> PyResult<Py<PyAny>> {
+    let s = |v: &str| -> PyResult<Py<PyAny>> { Ok(v.into_pyobject(py)?.into_any().unbind()) };
+    let t = match ev {
+        GatewayEvent::AttributeUpdate {
+            device,
+            data,
+            subscriptions,
+        } => {
+            let ids: Vec<u32> = subscriptions.iter().map(|s| s.0).collect();
+            PyTuple::new(
+                py,
+                [
+                    s("gw_attributes")?,
+                    s(&device)?,
+                    convert::map_to_py(py, &data)?,
+                    PyList::new(py, ids)?.into_any().unbind(),
+                ],
+            )?
+        }
+        GatewayEvent::AttributeResponse { id, device, result } => {
+            let (value, timeout) = match result {
+                Ok(v) => (convert::to_py(py, &v)?, py.None()),
+                Err(t) => (
+                    py.None(),
+                    (t.after_ms as f64 / 1000.0)
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind(),
+                ),
+            };
+            PyTuple::new(
+                py,
+                [
+                    s("gw_attribute_response")?,
+                    id.0.into_pyobject(py)?.into_any().unbind(),
+                    s(&device)?,
+                    value,
+                    timeout,
+                ],
+            )?
+        }
+        GatewayEvent::RpcRequest { device, data } => PyTuple::new(
+            py,
+            [
+                s("gw_rpc_request")?,
+                s(&device)?,
+                convert::map_to_py(py, &data)?,
+            ],
+        )?,
+        GatewayEvent::DeviceDisconnected { device, reason } => PyTuple::new(
+            py,
+            [
+                s("gw_device_disconnected")?,
+                s(&device)?,
+                reason.into_pyobject(py)?.into_any().unbind(),
+            ],
+        )?,
+    };
+    Ok(t.into_any().unbind())
+}
