@@ -325,7 +325,12 @@ class TBPeer:
     never answers) its own publishes. Records every PUBLISH it receives, in order.
     """
 
-    DEVICE_TOPICS = ("v1/devices/me/#", "/provision/request", "v2/fw/request/#")
+    DEVICE_TOPICS = (
+        "v1/devices/me/#",
+        "/provision/request",
+        "v2/fw/request/#",
+        "v1/gateway/#",
+    )
 
     def __init__(self, host: str, port: int, *, persistent: bool = False):
         self.host = host

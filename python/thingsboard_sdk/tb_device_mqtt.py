@@ -214,6 +214,7 @@ class TBDeviceMqttClient:
             firmware=bool(firmware_updates),
             firmware_dir=firmware_dir,
             firmware_chunk_timeout=float(firmware_chunk_timeout),
+            gateway=self._GATEWAY,
         )
         self._rpc_handler: Optional[Callable[[str, Any], Any]] = None
         self._subscriptions: dict = {}
@@ -480,6 +481,12 @@ class TBDeviceMqttClient:
         if isinstance(data, dict) and FW_TITLE_ATTR in data:
             self._firmware_offer = {k: v for k, v in data.items() if k.startswith("fw_")}
 
+    # A gateway session (tb_gateway_mqtt.TBGatewayMqttClient) sets this.
+    _GATEWAY = False
+
+    def _gateway_event(self, ev: tuple) -> None:
+        log.debug("gateway event on a device session: %r", ev[0])
+
     def _firmware_event(self, ev: tuple) -> None:
         kind = ev[0]
         if kind == "firmware_progress":
@@ -529,6 +536,9 @@ class TBDeviceMqttClient:
             kind = ev[0]
             if kind.startswith("firmware_"):
                 self._firmware_event(ev)
+                continue
+            if kind.startswith("gw_"):
+                self._gateway_event(ev)
                 continue
             if kind == "attributes":
                 data, subs = ev[1], ev[2]

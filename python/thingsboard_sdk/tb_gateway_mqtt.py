@@ -1,0 +1,204 @@
+"""A ThingsBoard gateway: a device that relays for sub-devices (Gateway MQTT API).
+
+``TBGatewayMqttClient`` takes tb-mqtt-client's gateway method names and argument order, so a
+gateway script written for tb-mqtt-client runs after changing its import. It is also a
+``TBDeviceMqttClient``: every device method works for the gateway's own traffic, with the same
+engine and guarantees (QoS 1 handles, reconnect with the connected sub-devices announced again,
+bounded queue, big uploads split). Callbacks run on the thread that calls ``check_for_msg()``,
+``wait_for_msg()`` or ``connect()``; to serve them from a background thread, run
+``client.wait_for_msg()`` in a loop on a thread of your own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+from . import _engine
+from .tb_device_mqtt import TBDeviceMqttClient
+
+log = logging.getLogger("thingsboard_sdk.gateway")
+
+__all__ = ["TBGatewayMqttClient"]
+
+
+class TBGatewayMqttClient(TBDeviceMqttClient):
+    """A gateway session. ``username`` is the gateway device's access token.
+
+    Args:
+        host: server address.
+        port: MQTT port.
+        username: the gateway's access token (or MQTT user name).
+        password: MQTT password, if any.
+        gateway: accepted for tb-mqtt-client compatibility; unused.
+        quality_of_service: QoS of the gateway's own messages (0 or 1).
+        client_id: MQTT client id (derived from the token when empty).
+        **kwargs: the keyword-only host extras of ``TBDeviceMqttClient``.
+    """
+
+    _GATEWAY = True
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 1883,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        gateway: Any = None,
+        quality_of_service: int = 1,
+        client_id: str = "",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            access_token=username,
+            quality_of_service=quality_of_service,
+            client_id=client_id or None,
+            password=password,
+            **kwargs,
+        )
+        self._gw = _engine.Gateway(self._engine)
+        self._gw_subs: dict = {}
+        self._gw_attr_callbacks: dict = {}
+        self._gw_connected: set = set()
+        self.devices_server_side_rpc_request_handler: Optional[Callable[..., Any]] = None
+        self.device_disconnect_callback: Optional[Callable[..., Any]] = None
+
+    # ---- sub-device sessions -----------------------------------------------------------------
+
+    def gw_connect_device(self, device_name: str, device_type: str = "default") -> Any:
+        """Connects a sub-device (created by the server on first use); it is announced again
+        after every reconnect.
+
+        Returns:
+            A delivery handle (``wait()``, ``get()``).
+        """
+        handle = self._gw.connect_device(device_name, device_type or "default", 1)
+        self._gw_connected.add(device_name)
+        return handle
+
+    def gw_disconnect_device(self, device_name: str) -> Any:
+        """Disconnects a sub-device; returns a delivery handle."""
+        handle = self._gw.disconnect_device(device_name, 1)
+        self._gw_connected.discard(device_name)
+        return handle
+
+    # ---- uploads -----------------------------------------------------------------------------
+
+    def gw_send_telemetry(self, device: str, telemetry: Any, quality_of_service: int = 1) -> Any:
+        """Sends sub-device telemetry (a dict, a ``{"ts", "values"}`` dict or a list of them);
+        split into several messages when too big, one handle for all."""
+        return self._gw.send_telemetry(device, telemetry, quality_of_service)
+
+    def gw_send_attributes(self, device: str, attributes: dict, quality_of_service: int = 1) -> Any:
+        """Sends sub-device client attributes; returns a delivery handle."""
+        return self._gw.send_attributes(device, attributes, quality_of_service)
+
+    def gw_claim(
+        self,
+        device_name: str,
+        secret_key: Optional[str],
+        duration: Optional[int],
+        claiming_request: Any = None,
+    ) -> Any:
+        """Sends a claiming request for a sub-device (``durationMs`` = ``duration``)."""
+        if claiming_request is not None:
+            log.warning("gw_claim: claiming_request is not supported; using the arguments")
+        return self._gw.claim(device_name, secret_key, duration, 1)
+
+    # ---- attribute requests and subscriptions ------------------------------------------------
+
+    def _gw_request(self, device: str, keys: Any, callback: Any, client: bool) -> int:
+        if isinstance(keys, str):
+            keys = [keys]
+        rid = self._gw.request_attributes(device, list(keys), client, self._request_timeout)
+        if callback is not None:
+            self._gw_attr_callbacks[rid] = callback
+        return rid
+
+    def gw_request_shared_attributes(self, device_name: str, keys: Any, callback: Any) -> int:
+        """Requests shared attributes of a sub-device; ``callback(response, None)`` with the
+        whole response (``{"id", "device", "value"}`` or ``"values"``), or
+        ``callback(None, TimeoutError)``. Returns the request id."""
+        return self._gw_request(device_name, keys, callback, False)
+
+    def gw_request_client_attributes(self, device_name: str, keys: Any, callback: Any) -> int:
+        """Requests client attributes of a sub-device (see ``gw_request_shared_attributes``)."""
+        return self._gw_request(device_name, keys, callback, True)
+
+    def gw_subscribe_to_attribute(self, device: str, attribute: str, callback: Any) -> Any:
+        """Calls ``callback({"device", "data"})`` on every shared-attribute change of
+        ``device`` naming ``attribute``. Returns the subscription id, or False when the device
+        was not connected with ``gw_connect_device`` (as tb-mqtt-client)."""
+        if device != "*" and device not in self._gw_connected:
+            log.error("Device %s is not connected", device)
+            return False
+        sid = self._gw.subscribe(device, attribute)
+        self._gw_subs[sid] = callback
+        return sid
+
+    def gw_subscribe_to_all_device_attributes(self, device: str, callback: Any) -> Any:
+        """Subscribes to every shared-attribute change of one sub-device."""
+        return self.gw_subscribe_to_attribute(device, "*", callback)
+
+    def gw_subscribe_to_all_attributes(self, callback: Any) -> Any:
+        """Subscribes to every shared-attribute change of every sub-device."""
+        return self.gw_subscribe_to_attribute("*", "*", callback)
+
+    def gw_unsubscribe(self, subscription_id: Any) -> None:
+        """Removes a subscription (``"*"`` removes all)."""
+        ids = list(self._gw_subs) if subscription_id == "*" else [subscription_id]
+        for sid in ids:
+            if sid in self._gw_subs:
+                del self._gw_subs[sid]
+                self._gw.unsubscribe(sid)
+
+    # ---- RPC ---------------------------------------------------------------------------------
+
+    def gw_set_server_side_rpc_request_handler(self, handler: Callable[..., Any]) -> None:
+        """``handler(client, {"device", "data": {"id", "method", "params"}})`` for sub-device
+        RPCs."""
+        self.devices_server_side_rpc_request_handler = handler
+
+    def gw_send_rpc_reply(
+        self, device: str, req_id: int, resp: Any, quality_of_service: Optional[int] = None
+    ) -> Any:
+        """Replies to a sub-device RPC; returns a delivery handle (None for a QoS not 0/1)."""
+        qos = self.quality_of_service if quality_of_service is None else quality_of_service
+        if qos not in (0, 1):
+            log.error("Quality of service (qos) value must be 0 or 1")
+            return None
+        return self._gw.send_rpc_reply(device, int(req_id), resp, qos)
+
+    # ---- events ------------------------------------------------------------------------------
+
+    def _gateway_event(self, ev: tuple) -> None:
+        kind = ev[0]
+        if kind == "gw_attributes":
+            content = {"device": ev[1], "data": ev[2]}
+            for sid in ev[3]:
+                cb = self._gw_subs.get(sid)
+                if cb is not None:
+                    self._call(cb, content)
+        elif kind == "gw_rpc_request":
+            content = {"device": ev[1], "data": ev[2]}
+            if self.devices_server_side_rpc_request_handler is not None:
+                self._call(self.devices_server_side_rpc_request_handler, self, content)
+            else:
+                log.debug("sub-device RPC with no handler set: %r", content)
+        elif kind == "gw_attribute_response":
+            rid, value, timed_out = ev[1], ev[3], ev[4]
+            cb = self._gw_attr_callbacks.pop(rid, None)
+            if cb is None:
+                return
+            if timed_out is not None:
+                exc = TimeoutError(f"no response to attribute request {rid} within {timed_out:g} s")
+                self._call_attr(cb, None, exc)
+            else:
+                self._call_attr(cb, value, None)
+        elif kind == "gw_device_disconnected":
+            log.info("Device %r disconnected by the server, reason %s", ev[1], ev[2])
+            if self.device_disconnect_callback is not None:
+                notice = {"device": ev[1], "reason": ev[2]}
+                self._call(self.device_disconnect_callback, self, notice)
