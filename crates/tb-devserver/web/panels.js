@@ -183,7 +183,7 @@
       if (!this.view.device) return;
       const state = this.reported('fw_state');
       const chip = $('fw-state');
-      chip.textContent = state || 'No update';
+      if (chip.textContent !== (state || 'No update')) chip.textContent = state || 'No update';
       chip.dataset.state = state || '';
       chip.className = 'chip' + (state === 'UPDATED' ? ' ok' : state === 'FAILED' ? ' err'
         : state ? ' warn' : '');
