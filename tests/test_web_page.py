@@ -231,6 +231,45 @@ def test_wrong_password_is_refused_then_the_tenant_logs_in(page):
     wait(page, lambda d: by_id(d, "login-view").is_displayed(), "the login form after logout")
 
 
+# -- adding and deleting devices -----------------------------------------------------------------
+
+
+def test_device_added_on_the_page_connects_with_its_token_and_is_deleted(page, tb_devserver):
+    login(page)
+    by_id(page, "device-add").click()
+    by_id(page, "new-device-name").send_keys("Kiosk")
+    by_id(page, "new-device-token").send_keys("KIOSK_TOKEN")
+    by_id(page, "new-device-save").click()
+    wait(page, lambda d: by_id(d, "device-name").text == "Kiosk", "the new device's details")
+    wait(page, lambda d: device_row(d, "Kiosk"), "the new device's row")
+    wait(page, lambda d: by_id(d, "device-token").text == "KIOSK_TOKEN", "its access token")
+    assert "Kiosk" in tb_devserver.devices()
+
+    client = TBDeviceMqttClient(tb_devserver.host, tb_devserver.port, access_token="KIOSK_TOKEN")
+    try:
+        assert client.connect(timeout=10) is not None, client.last_error
+        wait(page, lambda d: by_id(d, "device-state").text == "Active", "the device online")
+    finally:
+        client.disconnect()
+
+    # A name already taken: ThingsBoard's message, nothing created.
+    by_id(page, "device-add").click()
+    by_id(page, "new-device-name").send_keys("Kiosk")
+    by_id(page, "new-device-save").click()
+    wait(page, lambda d: by_id(d, "new-device-error").is_displayed(), "the duplicate error")
+    assert "already exists" in by_id(page, "new-device-error").text
+    by_id(page, "new-device-cancel").click()
+
+    # Delete asks for a second click, then the device is gone from the page and the server.
+    by_id(page, "device-delete").click()
+    assert "again" in by_id(page, "device-delete").text
+    assert "Kiosk" in tb_devserver.devices()
+    by_id(page, "device-delete").click()
+    wait(page, lambda d: by_id(d, "device-none").is_displayed(), "the details to close")
+    wait(page, lambda d: device_row(d, "Kiosk") is None, "the row to go")
+    assert "Kiosk" not in tb_devserver.devices()
+
+
 # -- devices, telemetry and the chart ------------------------------------------------------------
 
 

@@ -29,15 +29,17 @@
 
   function onEvent(ev) {
     if (ev.type === 'device' && ev.device) list.onDevice(ev.device);
-    else if (ev.type === 'deviceDeleted') {
-      list.onDeleted(ev.id);
-      if (view.device && view.device.id.id === ev.id) {
-        view.clear();
-        openStream(null);
-        TB.toast('The device was deleted');
-      }
-    }
+    else if (ev.type === 'deviceDeleted') deviceGone(ev.id);
     view.onEvent(ev);
+  }
+
+  function deviceGone(id) {
+    list.onDeleted(id);
+    if (view.device && view.device.id.id === id) {
+      view.clear();
+      history.replaceState(null, '', '#');
+      openStream(null);
+    }
   }
 
   /** One stream: the list's device events, plus the shown device's own events. */
@@ -109,6 +111,7 @@
   function start() {
     list = new TB.DeviceList(selectDevice);
     view = new TB.DeviceView();
+    view.onDeleted = deviceGone;
     api.onUnauthorized = () => showLogin('Your session has expired. Please log in again.');
 
     $('login-form').addEventListener('submit', async (e) => {

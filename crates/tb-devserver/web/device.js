@@ -338,6 +338,32 @@
       $('copy-id').addEventListener('click', () => this.copy($('device-id').textContent));
       $('copy-token').addEventListener('click', () => this.copy($('device-token').textContent));
       setInterval(() => this.device && this.header(), 1000);
+      /** Set by the app: called with the id of a device deleted here. */
+      this.onDeleted = null;
+      let armed = null;
+      $('device-delete').addEventListener('click', async () => {
+        const btn = $('device-delete');
+        if (!armed) {
+          // A second click within 4 s confirms (no modal dialog to get in the way).
+          btn.textContent = 'Click again to delete';
+          armed = setTimeout(() => {
+            armed = null;
+            btn.textContent = 'Delete device';
+          }, 4000);
+          return;
+        }
+        clearTimeout(armed);
+        armed = null;
+        btn.textContent = 'Delete device';
+        const { id, name } = { id: this.device.id.id, name: this.device.name };
+        try {
+          await api.del(`/api/device/${encodeURIComponent(id)}`);
+          TB.toast(`Deleted ${name}`);
+          if (this.onDeleted) this.onDeleted(id);
+        } catch (e) {
+          TB.toast(`Delete ${name}: ${e.message}`, true);
+        }
+      });
     }
 
     setupTabs() {

@@ -66,6 +66,47 @@
         }
       });
       setInterval(() => this.tick(), 1000);
+      this.setupAdd();
+    }
+
+    /** The "Add device" form: `POST /api/device[?accessToken=]` (spec 4.5), then shows it. */
+    setupAdd() {
+      const form = $('device-add-form');
+      const toggle = (open) => {
+        form.hidden = !open;
+        $('device-add').setAttribute('aria-expanded', String(open));
+        $('new-device-error').hidden = true;
+        if (open) $('new-device-name').focus();
+        else form.reset();
+      };
+      $('device-add').addEventListener('click', () => toggle(form.hidden));
+      $('new-device-cancel').addEventListener('click', () => toggle(false));
+      form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        const name = $('new-device-name').value.trim();
+        const token = $('new-device-token').value.trim();
+        const error = $('new-device-error');
+        if (!name) {
+          error.textContent = 'The name is empty';
+          error.hidden = false;
+          return;
+        }
+        $('new-device-save').disabled = true;
+        try {
+          const query = token ? '?accessToken=' + encodeURIComponent(token) : '';
+          const device = await api.post('/api/device' + query, { name, type: 'default' });
+          toggle(false);
+          TB.toast(`Added ${device.name}`);
+          this.load();
+          this.selectedId = device.id.id;
+          this.onSelect(Object.assign({ active: false, lastActivityTime: 0 }, device));
+        } catch (err) {
+          error.textContent = err.message;
+          error.hidden = false;
+        } finally {
+          $('new-device-save').disabled = false;
+        }
+      });
     }
 
     go(page) {
