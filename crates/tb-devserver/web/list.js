@@ -20,6 +20,9 @@
       this.total = 0;
       this.totalPages = 0;
       this.selectedId = null;
+      this.dirty = new Set(); // ids of shown rows with an update not drawn yet
+      this.flushTimer = null;
+      this.seen = new Map(); // id -> active, of every device this page has heard of
       this.loadSeq = 0;
       this.reloadTimer = null;
 
@@ -144,6 +147,7 @@
       // A server that ignores `active` still gets the filter on the page it sent.
       const want = this.active === '' ? null : this.active === 'true';
       this.rows = (data.data || []).filter((d) => want === null || !!d.active === want);
+      for (const d of data.data || []) this.seen.set(d.id.id, !!d.active);
       this.render();
     }
 
@@ -222,20 +226,40 @@
       const id = info.id && info.id.id;
       const i = this.rows.findIndex((d) => d.id.id === id);
       if (i < 0) {
-        this.reloadSoon(); // new, or renamed onto this page
+        // Design: activity of the thousand devices on other pages must not reload this one
+        // every second. A device never seen before may be new (or match the search), and
+        // under a state filter a state change may move a device onto this page: those
+        // reload (debounced: a burst costs one request).
+        const before = this.seen.get(id);
+        this.seen.set(id, !!info.active);
+        if (before === undefined || (this.active && before !== !!info.active)) this.reloadSoon();
         return;
       }
+      this.seen.set(id, !!info.active);
       const old = this.rows[i];
       this.rows[i] = info;
       if (old.name !== info.name || (this.active && !!old.active !== !!info.active)) {
         this.reloadSoon();
         return;
       }
-      const tr = $('device-rows').querySelector(`tr[data-id="${CSS.escape(id)}"]`);
-      if (tr) this.fill(tr, info);
+      // Design: with every device sending, row updates arrive spread over each second; one
+      // batch per half second costs one layout and paint instead of one per event.
+      this.dirty.add(id);
+      if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), 500);
+    }
+
+    flush() {
+      this.flushTimer = null;
+      for (const id of this.dirty) {
+        const info = this.find(id);
+        const tr = $('device-rows').querySelector(`tr[data-id="${CSS.escape(id)}"]`);
+        if (info && tr) this.fill(tr, info);
+      }
+      this.dirty.clear();
     }
 
     onDeleted(id) {
+      this.seen.delete(id);
       if (this.find(id)) this.reloadSoon();
       else if (this.total) this.reloadSoon(); // the count and the later pages shift
     }
