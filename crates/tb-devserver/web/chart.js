@@ -158,8 +158,13 @@
 
     domainX(visible) {
       if (this.windowMs) {
-        const now = this.now();
-        return [now - this.windowMs, now];
+        // A device clock a little ahead of ours still shows its newest points.
+        let end = this.now();
+        for (const s of visible) {
+          const last = s.points.length ? s.points[s.points.length - 1][0] : 0;
+          if (last > end && last - end < this.windowMs / 10) end = last;
+        }
+        return [end - this.windowMs, end];
       }
       let lo = Infinity;
       let hi = -Infinity;
