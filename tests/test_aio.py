@@ -397,3 +397,49 @@ async def test_firmware_update_with_progress_callbacks_and_iterator(tb_devserver
             10,
         )
         assert state
+
+
+# -- provisioning and TLS -----------------------------------------------------------------------
+
+
+async def test_provision_then_connect_with_the_credentials(tb_devserver):
+    from thingsboard_sdk.tb_device_mqtt import ProvisionError, TBDeviceMqttClient
+
+    tb_devserver.add_provision_profile("pk", "ps")
+    request = TBDeviceMqttClient.get_provision_request("pk", "ps", device_name="aio-7")
+    creds = await AsyncTBDeviceClient.provision(
+        tb_devserver.host, tb_devserver.port, request, timeout=10
+    )
+    assert creds["status"] == "SUCCESS" and creds["credentialsType"] == "ACCESS_TOKEN"
+    token = creds["credentialsValue"]
+    async with AsyncTBDeviceClient(tb_devserver.host, tb_devserver.port, access_token=token) as c:
+        assert await (await c.send_telemetry({"battery": 97}))
+    assert tb_devserver.latest_telemetry("aio-7") == {"battery": 97}
+    bad = TBDeviceMqttClient.get_provision_request("pk", "wrong", device_name="x")
+    with pytest.raises(ProvisionError):
+        await AsyncTBDeviceClient.provision(tb_devserver.host, tb_devserver.port, bad, timeout=10)
+
+
+async def test_tls_with_the_right_ca_and_a_clear_error_with_the_wrong_one(tmp_path):
+    import shutil
+
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl CLI")
+    from test_tls import SERVER_EXT, TLSMosquitto, make_ca, make_leaf
+
+    make_ca(tmp_path, "ca")
+    make_ca(tmp_path, "other-ca")
+    make_leaf(tmp_path, "server", "ca", "127.0.0.1", SERVER_EXT)
+    b = TLSMosquitto(tmp_path / "b", tmp_path)
+    b.workdir.mkdir()
+    b.start()
+    try:
+        kw = dict(access_token="tok-tls", tls=True, reconnect=False)
+        good = AsyncTBDeviceClient(b.host, b.port, ca_certs=str(tmp_path / "ca.crt"), **kw)
+        async with good:
+            assert await (await good.send_telemetry({"tls": 1})).wait(10)
+        bad = AsyncTBDeviceClient(b.host, b.port, ca_certs=str(tmp_path / "other-ca.crt"), **kw)
+        with pytest.raises(ConnectionError, match="TLS"):
+            await bad.connect(timeout=10)
+    finally:
+        b.stop()
