@@ -231,6 +231,26 @@ def test_wrong_password_is_refused_then_the_tenant_logs_in(page):
     wait(page, lambda d: by_id(d, "login-view").is_displayed(), "the login form after logout")
 
 
+def test_page_loads_only_its_own_files(page, tb_devserver):
+    """No CDN, no internet: every resource the page fetched came from the dev server, and no
+    file it is made of names another host."""
+    login(page)
+    origin = tb_devserver.url.rstrip("/")
+    resources = page.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => e.name)"
+    )
+    statics = [r for r in resources if "/static/" in r]
+    assert {r.rsplit("/", 1)[1] for r in statics} >= {"app.js", "app.css", "chart.js"}
+    assert all(r.startswith(origin + "/") for r in resources), resources
+    for name in ("", "static/app.css") + tuple(
+        "static/" + r.rsplit("/", 1)[1] for r in statics if r.endswith(".js")
+    ):
+        text = page.execute_script(
+            "return fetch(arguments[0]).then((r) => r.text())", f"{origin}/{name}"
+        )
+        assert text and "http://" not in text and "https://" not in text, name
+
+
 # -- adding and deleting devices -----------------------------------------------------------------
 
 

@@ -99,8 +99,8 @@
         while (body.children.length > 50) body.lastElementChild.remove();
       }
       const st = rec.status || '';
-      const kind = st === 'SUCCESSFUL' ? 'ok' : st === 'TIMEOUT' || st === 'FAILED' ? 'err'
-        : 'warn';
+      const kind = st === 'SUCCESSFUL' ? 'ok'
+        : ['TIMEOUT', 'EXPIRED', 'FAILED'].includes(st) ? 'err' : 'warn';
       tr.querySelector('.id').textContent = String(rec.id);
       tr.querySelector('.method').textContent = rec.method || '';
       tr.querySelector('.params').textContent = fmt.value(rec.params);
