@@ -376,6 +376,41 @@ def test_live_log_shows_what_the_device_sent(page, devices):
     wait(page, lambda d: [e[1] for e in entries(d)] == ["v1/devices/me/attributes"], "the filter")
 
 
+def test_a_restart_on_the_same_data_folder_shows_the_same_devices_and_history(browser, tmp_path):
+    """Persistence (``DevServer(data=...)``) seen on the page: devices, telemetry history and
+    attributes stored before a restart are shown by the new server's page."""
+    from thingsboard_sdk.devserver import DevServer
+
+    store = tmp_path / "store"
+    now = int(time.time() * 1000)
+    with DevServer(data=store) as first:
+        device = Device(first, "Keeper").connect()
+        try:
+            for i in range(5):
+                ts = now - (5 - i) * 30_000
+                device.client.send_telemetry({"ts": ts, "values": {"level": 10 * i}})
+            device.client.send_attributes({"serial": "K-7"})
+            assert device.client.flush(10)
+            first.wait_for(lambda: first.client_attributes("Keeper").get("serial"), 10)
+        finally:
+            device.close()
+    with DevServer(data=store) as second:
+        browser.get(second.url.rstrip("/") + "/")
+        try:
+            login(browser)
+            row = wait(browser, lambda d: device_row(d, "Keeper"), "the stored device")
+            assert row.find_element(By.CSS_SELECTOR, ".state").text == "Inactive"
+            open_device(browser, "Keeper")
+            wait(browser, lambda d: telemetry_value(d, "level") == "40", "the stored latest value")
+            wait(browser, lambda d: chart_points(d) == 5, "the stored history in the chart")
+            open_tab(browser, "attributes")
+            cell = '#attributes-rows tr[data-key="serial"] .value'
+            wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, cell).text == "K-7", "serial")
+        finally:
+            browser.execute_script("sessionStorage.clear()")
+            browser.get("about:blank")
+
+
 # -- attributes ----------------------------------------------------------------------------------
 
 
