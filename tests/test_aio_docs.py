@@ -44,7 +44,9 @@ def test_example_passes_mypy_strict(example: Path) -> None:
 def test_aio_modules_pass_mypy_strict() -> None:
     src = DOC.parent.parent / "python"
     r = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental"]
+        # Only the asyncio modules are held to --strict here: the modules they import are
+        # checked as what they are (follow-imports=silent reports nothing inside them).
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent"]
         + ["thingsboard_sdk/aio.py", "thingsboard_sdk/_aio_loop.py"],
         capture_output=True,
         text=True,
