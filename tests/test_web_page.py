@@ -98,8 +98,9 @@ def by_id(driver: Any, element_id: str) -> Any:
 
 def login(driver: Any) -> None:
     wait(driver, lambda d: by_id(d, "login-username").is_displayed(), "the login form")
-    by_id(driver, "login-username").send_keys(USER)
-    by_id(driver, "login-password").send_keys(PASSWORD)
+    for field, text in (("login-username", USER), ("login-password", PASSWORD)):
+        by_id(driver, field).clear()
+        by_id(driver, field).send_keys(text)
     by_id(driver, "login-submit").click()
     wait(driver, lambda d: by_id(d, "app-view").is_displayed(), "the device list")
     wait(driver, lambda d: "Live" in by_id(d, "live-state").text, "the live stream")
@@ -249,6 +250,35 @@ def test_page_loads_only_its_own_files(page, tb_devserver):
             "return fetch(arguments[0]).then((r) => r.text())", f"{origin}/{name}"
         )
         assert text and "http://" not in text and "https://" not in text, name
+
+
+def test_a_rejected_token_is_refreshed_once_and_a_lost_session_shows_the_login(page, devices):
+    alpha = devices("Alpha", connect=False)
+    devices("Beta", connect=False)
+    login(page)
+    # The access token stops working (as when it expires): the page's calls get 401 at once,
+    # share one refresh (spec 3.3) and go on with the new token, stream included.
+    page.execute_script("sessionStorage.setItem('tb.token', 'garbage')")
+    open_device(page, "Alpha")
+    wait(page, lambda d: by_id(d, "device-token").text == alpha.token, "the credentials")
+    assert page.execute_script("return sessionStorage.getItem('tb.token')") != "garbage"
+    refreshes = page.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.endsWith('/api/auth/token')).length"
+    )
+    assert refreshes == 1
+    assert not by_id(page, "login-view").is_displayed()
+    wait(page, lambda d: by_id(d, "live-state").text == "Live", "the stream again")
+
+    # Both tokens rejected: the session is lost and the login form says so.
+    page.execute_script(
+        "sessionStorage.setItem('tb.token', 'garbage');"
+        "sessionStorage.setItem('tb.refreshToken', 'garbage')"
+    )
+    device_row(page, "Beta").click()
+    wait(page, lambda d: by_id(d, "login-view").is_displayed(), "the login form")
+    assert "expired" in by_id(page, "login-error").text
+    login(page)
 
 
 # -- adding and deleting devices -----------------------------------------------------------------

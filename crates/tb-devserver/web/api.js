@@ -53,6 +53,7 @@
     ApiError,
     /** Called once when the session is lost (401 after a failed refresh). */
     onUnauthorized: null,
+    refreshing: null,
 
     token() {
       return sessionStorage.getItem(TOKEN);
@@ -87,8 +88,20 @@
       }
     },
 
-    /** Trades the refresh token for a new pair (spec 3.3); false when that fails. */
-    async refresh() {
+    /**
+     * Trades the refresh token for a new pair (spec 3.3); false when that fails. Calls made
+     * while one is under way share it: several requests failing with 401 at once refresh once.
+     */
+    refresh() {
+      if (!this.refreshing) {
+        this.refreshing = this.refreshOnce().finally(() => {
+          this.refreshing = null;
+        });
+      }
+      return this.refreshing;
+    },
+
+    async refreshOnce() {
       const refreshToken = sessionStorage.getItem(REFRESH);
       if (!refreshToken) return false;
       try {
@@ -123,10 +136,13 @@
           headers['Content-Type'] = 'application/json';
           init.body = typeof body === 'string' ? body : JSON.stringify(body);
         }
+        const sent = headers['X-Authorization'];
         const res = await fetch(path, init);
         const text = await res.text();
         if (res.status === 401) {
-          if (attempt === 0 && (await this.refresh())) continue;
+          // Another call may have refreshed the token meanwhile: then just retry with it.
+          const renewed = 'Bearer ' + (this.token() || '') !== sent && this.token();
+          if (attempt === 0 && (renewed || (await this.refresh()))) continue;
           this.lost();
           throw errorFrom(res, text);
         }
@@ -147,9 +163,10 @@
     },
 
     lost() {
+      const had = this.token(); // several calls may fail at once: report the loss once
       sessionStorage.removeItem(TOKEN);
       sessionStorage.removeItem(REFRESH);
-      if (this.onUnauthorized) this.onUnauthorized();
+      if (had && this.onUnauthorized) this.onUnauthorized();
     },
 
     /**
