@@ -542,3 +542,26 @@ def test_reconnected_is_shown_once_lost_was(tmp_path, run_py, restartable_broker
     read_err_until(proc, "reconnected to the server", timeout=30)
     rc, out, err = interrupt(run_py, proc)
     assert rc == 130, err
+
+
+def test_examples_ship_in_the_package_and_run_by_name(tmp_path, run_py):
+    import thingsboard_sdk
+
+    shipped = Path(thingsboard_sdk.__file__).parent / "examples"
+    names = sorted(p.stem for p in shipped.glob("*.py"))
+    assert "telemetry_loop" in names
+    proc = spawn_cli("run", "--list-examples", cwd=tmp_path)
+    run_py.procs.append(proc)
+    out, err = run_py.finish(proc)
+    assert proc.returncode == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == names
+    assert "Send telemetry every second" in out
+    proc = spawn_cli("run", "--example", "attributes", "--devserver", cwd=tmp_path)
+    run_py.procs.append(proc)
+    out, err = run_py.finish(proc)
+    assert proc.returncode == 0, err
+    assert "client attributes: {'firmwareVersion': '1.0.0', 'model': 'ESP32-DevKitC'}" in err
+    proc = spawn_cli("run", "--example", "atributes", cwd=tmp_path)
+    run_py.procs.append(proc)
+    out, err = run_py.finish(proc)
+    assert proc.returncode == 2 and "did you mean attributes?" in err, err

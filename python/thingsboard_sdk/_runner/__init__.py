@@ -13,6 +13,7 @@ Exit codes: the script's own (0 at its end, ``sys.exit(n)``, 1 after an uncaught
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
 import sys
 import threading
@@ -194,6 +195,27 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         err(f"run: {problem}")
         return EXIT_USAGE
+    if args.list_examples:
+        for name, summary in list_examples():
+            print(f"{name:24} {summary}")
+        return EXIT_OK
+    if args.example and args.script:
+        err(f"run: give SCRIPT.py or --example, not both ({args.script!r} and {args.example!r})")
+        return EXIT_USAGE
+    if args.example:
+        name = args.example[:-3] if args.example.endswith(".py") else args.example
+        found = EXAMPLES / f"{name}.py"
+        if not found.is_file():
+            names = [n for n, _ in list_examples()]
+            err(
+                f"run: no example {args.example!r}{_options.suggest(name, names)}; "
+                f"examples: {', '.join(names)}"
+            )
+            return EXIT_USAGE
+        args.script = str(found)
+    if not args.script:
+        err("run: give the script to run (SCRIPT.py), or --example NAME (--list-examples)")
+        return EXIT_USAGE
     script = Path(args.script)
     try:
         source = script.read_text(encoding="utf-8")
@@ -282,6 +304,24 @@ def run(args: argparse.Namespace) -> int:
             outputs.close()
         undo_logging()
         undo_signals()
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def list_examples() -> list[tuple[str, str]]:
+    """``(name, first line of its docstring)`` of each example shipped with the package."""
+    out = []
+    for path in sorted(EXAMPLES.glob("*.py")):
+        summary = ""
+        try:
+            doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        except (OSError, SyntaxError):
+            doc = None
+        if doc:
+            summary = doc.strip().splitlines()[0]
+        out.append((path.stem, summary))
+    return out
 
 
 def _run_code(

@@ -14,7 +14,11 @@ from typing import Iterable, Optional
 
 DEFAULT_MQTT_PORT = 1883
 
-USAGE = "python -m thingsboard_sdk run [OPTIONS] SCRIPT.py [OPTIONS] [-- SCRIPT_ARGS ...]"
+USAGE = (
+    "python -m thingsboard_sdk run [OPTIONS] SCRIPT.py [OPTIONS] [-- SCRIPT_ARGS ...]\n"
+    "       python -m thingsboard_sdk run --example NAME [OPTIONS] [-- SCRIPT_ARGS ...]\n"
+    "       python -m thingsboard_sdk run --list-examples"
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """
     p.usage = USAGE
     options(p)
-    p.add_argument("script", metavar="SCRIPT.py", help="the MicroPython script to run")
+    p.add_argument("script", metavar="SCRIPT.py", nargs="?", help="the MicroPython script to run")
     p.add_argument(
         "rest",
         nargs=argparse.REMAINDER,
@@ -59,6 +63,16 @@ def options(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="with --devserver: keep the dev server's devices and data in folder PATH "
         "across runs (SQLite)",
+    )
+    p.add_argument(
+        "--example",
+        metavar="NAME",
+        help="run the example NAME that ships with the package (see --list-examples)",
+    )
+    p.add_argument(
+        "--list-examples",
+        action="store_true",
+        help="list the examples that ship with the package",
     )
     p.add_argument(
         "--scenario",
@@ -106,6 +120,8 @@ OPTION_NAMES = (
     "data",
     "http_port",
     "admin",
+    "example",
+    "list_examples",
     "scenario",
     "outputs",
     "board",
