@@ -66,8 +66,10 @@ impl Walk {
             return Ok(Value::Null);
         }
         if let Ok(s) = obj.downcast::<PyString>() {
-            return match s.to_str() {
-                Ok(s) => Ok(Value::String(s.to_owned())),
+            // Design: to_cow, not to_str: the limited API (abi3 wheels) has no borrowed
+            // UTF-8 view before Python 3.10; on a full-API build it borrows all the same.
+            return match s.to_cow() {
+                Ok(s) => Ok(Value::String(s.into_owned())),
                 Err(_) => Err(PyValueError::new_err(format!(
                     "{} contains a str that is not valid Unicode (a lone surrogate?): {}",
                     self.what,
@@ -106,7 +108,7 @@ impl Walk {
             let mut m = Map::new();
             for (k, v) in d.iter() {
                 let key = match k.downcast::<PyString>() {
-                    Ok(s) => s.to_str().map_err(|_| {
+                    Ok(s) => s.to_cow().map_err(|_| {
                         PyValueError::new_err(format!(
                             "{} has a key that is not valid Unicode: {}",
                             self.what,
@@ -123,7 +125,7 @@ impl Walk {
                     }
                 };
                 let val = self.value(&v)?;
-                m.insert(key.to_owned(), val);
+                m.insert(key.into_owned(), val);
             }
             self.stack.pop();
             return Ok(Value::Object(m));
