@@ -168,6 +168,7 @@
           el('td', {}, p.title), el('td', {}, p.version), el('td', {}, fmt.bytes(p.dataSize)),
           el('td', { class: 'value', title: p.checksum || '' }, p.checksum
             ? `${p.checksumAlgorithm} ${p.checksum.slice(0, 12)}…` : '—'))));
+      $('fw-packages-empty').hidden = this.packages.length > 0;
     }
 
     /** The newest of a key from telemetry and client attributes (devices use either). */
