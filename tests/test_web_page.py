@@ -551,6 +551,18 @@ def test_two_way_rpc_from_the_console_shows_the_device_reply(page, devices):
     wait(page, lambda d: by_id(d, "rpc-status").text == "Invalid params", "the params error")
     assert len(device.rpc_requests) == sent
 
+    # One-way: the device gets the request, the page shows no reply but the delivery.
+    by_id(page, "rpc-oneway").click()
+    by_id(page, "rpc-method").clear()
+    by_id(page, "rpc-method").send_keys("blink")
+    by_id(page, "rpc-params").clear()
+    by_id(page, "rpc-params").send_keys("3")
+    by_id(page, "rpc-send").click()
+    device.wait_until(lambda: len(device.rpc_requests) == sent + 1, "the one-way request")
+    assert device.rpc_requests[-1][1] == {"method": "blink", "params": 3}
+    wait(page, lambda d: "one-way" in by_id(d, "rpc-result").text, "the one-way result")
+    assert by_id(page, "rpc-status").text == "200 OK"
+
 
 def test_rpc_to_an_offline_device_shows_the_error_status(page, devices):
     devices("Sleeper", connect=False)
