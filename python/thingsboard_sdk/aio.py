@@ -29,6 +29,8 @@ from .tb_device_mqtt import TBDeviceMqttClient, _keys
 
 __all__ = [
     "AsyncTBDeviceClient",
+    "AsyncTBGatewayClient",
+    "GatewayRpcRequest",
     "AsyncMessageHandle",
     "RpcRequest",
     "FirmwareEvent",
@@ -684,3 +686,7 @@ class AsyncTBDeviceClient:
             return
         for s in self._fw_streams:
             s._put(fe)
+
+
+# The gateway client subclasses the device client above; imported last for that reason.
+from ._aio_gateway import AsyncTBGatewayClient, GatewayRpcRequest  # noqa: E402
