@@ -339,8 +339,12 @@ async def test_reconnect_after_disconnect_and_many_clients_on_the_devserver(tb_d
     hs = [await c.send_telemetry({"n": i}) for i, c in enumerate(clients)]
     assert await asyncio.gather(*(h.wait(10) for h in hs)) == [True] * 20
     await asyncio.gather(*(c.disconnect() for c in clients))
-    for i in range(20):
-        assert tb_devserver.latest_telemetry(f"d{i}")["n"] == i
+
+    def stored() -> bool:
+        return all(tb_devserver.latest_telemetry(f"d{i}").get("n") == i for i in range(20))
+
+    # acknowledged is not yet stored: the server stores after its PUBACK
+    assert await in_thread(tb_devserver.wait_for, stored, 10, "every device's telemetry")
 
     def clean_disconnects() -> int:
         events = tb_devserver.connection_events()
@@ -414,7 +418,8 @@ async def test_provision_then_connect_with_the_credentials(tb_devserver):
     token = creds["credentialsValue"]
     async with AsyncTBDeviceClient(tb_devserver.host, tb_devserver.port, access_token=token) as c:
         assert await (await c.send_telemetry({"battery": 97}))
-    assert tb_devserver.latest_telemetry("aio-7") == {"battery": 97}
+    stored = await in_thread(tb_devserver.wait_for, lambda: tb_devserver.latest_telemetry("aio-7"))
+    assert stored == {"battery": 97}
     bad = TBDeviceMqttClient.get_provision_request("pk", "wrong", device_name="x")
     with pytest.raises(ProvisionError):
         await AsyncTBDeviceClient.provision(tb_devserver.host, tb_devserver.port, bad, timeout=10)

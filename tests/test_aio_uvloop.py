@@ -80,4 +80,4 @@ def test_ctrl_c_ends_asyncio_run_with_the_client_disconnected(tb_devserver, run_
     events = tb_devserver.connection_events("ctrlc")
     assert [e.kind for e in events] == ["connected", "disconnected"], events
     assert events[-1].reason == "client DISCONNECT"
-    assert tb_devserver.latest_telemetry("ctrlc")["alive"] == 1
+    assert tb_devserver.wait_for(lambda: tb_devserver.latest_telemetry("ctrlc"), 10) == {"alive": 1}
