@@ -488,3 +488,59 @@ def test_machine_reset_restarts_the_script_with_restart_on_reset(tmp_path, run_p
     assert out.splitlines() == ["boot 1", "boot 2", "boot 4", "woke from deep sleep True"]
     assert "machine.reset(): restarting the script (boot 2)" in err
     assert "machine.deepsleep(10): sleeping 10 ms, then the board restarts" in err
+
+
+def test_board_panel_on_the_devservers_page(tmp_path, run_py):
+    """With --devserver, the board shows as server attributes of the script's device (what
+    the dev server's page shows and edits); editing an in.* attribute drives the input."""
+    import re
+
+    from conftest import wait_until
+    from test_runner import read_err_until
+    from thingsboard_sdk._restcli import Rest
+
+    script = write(
+        tmp_path,
+        "panel.py",
+        """
+        import machine, neopixel, time
+        from tb_device_mqtt import TBDeviceMqttClient
+        client = TBDeviceMqttClient("YOUR_HOST", port=1883, access_token="PANEL_TOKEN")
+        client.connect()
+        machine.Pin(2, machine.Pin.OUT).on()
+        machine.PWM(machine.Pin(5), freq=1000, duty_u16=16384)
+        strip = neopixel.NeoPixel(machine.Pin(13), 2)
+        strip.fill((1, 2, 3))
+        strip.write()
+        door = machine.Pin(4, machine.Pin.IN, machine.Pin.PULL_UP)
+        print("READY", door.value(), flush=True)
+        while door.value() == 1:
+            time.sleep_ms(20)
+        print("door closed")
+        client.disconnect()
+        """,
+    )
+    proc = spawn_runner(run_py, script, "--devserver", "--http-port", "0")
+    banner = read_err_until(proc, "web page and REST API:")
+    url = re.search(r"web page and REST API: (http://127\.0\.0\.1:\d+)", banner).group(1)
+    run_py.read_until(proc, "READY 1", timeout=30)
+    rest = Rest(url, "tenant@thingsboard.org", "tenant")
+    device_id = rest.device_id("panel")
+    path = f"/api/plugins/telemetry/DEVICE/{device_id}"
+
+    def server_attributes() -> dict:
+        rows = rest.call("GET", f"{path}/values/attributes/SERVER_SCOPE")
+        return {row["key"]: row["value"] for row in rows}
+
+    expected = {
+        "out.pin.2": 1,
+        "out.pwm.5": {"freq": 1000, "duty_u16": 16384, "on": True},
+        "out.neopixel.13": [[1, 2, 3], [1, 2, 3]],
+        "in.pin.4": 1,
+    }
+    wait_until(lambda: server_attributes() == expected, 30, "the board's attributes")
+    rest.call("POST", f"{path}/SERVER_SCOPE", {"in.pin.4": 0})
+    out, err = run_py.finish(proc, timeout=30)
+    assert proc.returncode == 0, err
+    assert "door closed" in out
+    assert "[panel] board panel: in.pin.4 = 0" in err

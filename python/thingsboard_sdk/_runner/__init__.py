@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import Any, Callable, Optional
 
 from .. import _devserver_http
-from . import _board, _options, _report, _scenario, _signals, _standins, _state, _wire
+from . import _board, _options, _panel, _report, _scenario, _signals, _standins, _state, _wire
 from ._redirect import Redirect
 
 EXIT_OK = 0
@@ -125,6 +125,8 @@ class _DevServerHost:
         from ..devserver import DEFAULT_ADMIN, DevServer
 
         admin = admin or DEFAULT_ADMIN
+        self._admin = admin
+        self.panel: Optional[_panel.BoardPanel] = None
         self.server, note = _devserver_http.start(
             partial(DevServer, "127.0.0.1", 0, data=data, admin=admin), http_port
         )
@@ -156,6 +158,9 @@ class _DevServerHost:
         except ValueError:
             return  # already known (e.g. provisioned during this run)
         err(f"run: dev server device {name!r} with access token {token!r}")
+        if self.panel is None and self.server.url:
+            self.panel = _panel.BoardPanel(self.server.url, self._admin, name)
+            self.panel.start()
 
     def add_profile(self, request: dict) -> None:
         key, secret = request.get("provisionDeviceKey"), request.get("provisionDeviceSecret")
@@ -163,6 +168,8 @@ class _DevServerHost:
             self.server.add_provision_profile(key, secret)
 
     def close(self) -> None:
+        if self.panel is not None:
+            self.panel.stop()
         server = self.server
         server.stop()
         self._printer.join(timeout=2)

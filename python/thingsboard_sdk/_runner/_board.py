@@ -77,6 +77,8 @@ class Board:
         self.outputs: Dict[str, Any] = {}  # "pin:2" -> 1, "pwm:5" -> {...}, "neopixel:4" -> [...]
         self._pin_watchers: Dict[str, List[Callable[[int, int], None]]] = {}
         self._output_listeners: List[Callable[[dict], None]] = []
+        self._seen_listeners: List[Callable[[str, str, Any], None]] = []
+        self._seen: Dict[tuple, Any] = {}
         self._blocks_at_collect = sys.getallocatedblocks()
         self._noise = random.Random(0x7B)
         self.resets = 0
@@ -124,7 +126,30 @@ class Board:
 
     def pin_level(self, pin: Any, default: int) -> int:
         """The level set for input ``pin``, or ``default`` (its pull) if none was set."""
-        return self.pins.get(pin_key(pin), default)
+        level = self.pins.get(pin_key(pin), default)
+        self._first_read("pin", pin_key(pin), level)
+        return level
+
+    def _first_read(self, kind: str, key: str, value: Any) -> None:
+        if (kind, key) in self._seen:
+            return
+        with self._lock:
+            self._seen[(kind, key)] = value
+            listeners = list(self._seen_listeners)
+        for fn in listeners:
+            try:
+                fn(kind, key, value)
+            except Exception:  # a listener must not break the script's read
+                pass
+
+    def on_input_seen(self, fn: Callable[[str, str, Any], None]) -> None:
+        """Calls ``fn(kind, key, value)`` the first time the script reads an input (pin,
+        adc, touch), and at once for those already read."""
+        with self._lock:
+            self._seen_listeners.append(fn)
+            seen = list(self._seen.items())
+        for (kind, key), value in seen:
+            fn(kind, key, value)
 
     def watch_pin(self, pin: Any, fn: Callable[[int, int], None], default: int) -> None:
         """Calls ``fn(old, new)`` whenever the input level of ``pin`` changes."""
@@ -145,9 +170,12 @@ class Board:
         environment, else mid-scale (32768)."""
         key = pin_key(pin)
         if key in self.adc:
-            return self.adc[key]
-        raw = os.environ.get(f"TB_RUN_ADC_{key}", "")
-        return max(0, min(65535, int(raw))) if raw.strip().isdigit() else 32768
+            value = self.adc[key]
+        else:
+            raw = os.environ.get(f"TB_RUN_ADC_{key}", "")
+            value = max(0, min(65535, int(raw))) if raw.strip().isdigit() else 32768
+        self._first_read("adc", key, value)
+        return value
 
     def set_sensor(self, kind: str, values: Dict[str, Any], key: str = "*") -> None:
         """Fixes sensor values, e.g. ``set_sensor("dht", {"temperature": 25.0})``; ``key`` is

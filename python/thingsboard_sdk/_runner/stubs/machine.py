@@ -639,7 +639,11 @@ class TouchPad:
 
     def read(self):
         """The touch reading."""
-        return _board.current().touch.get(_board.pin_key(self._id), 600)
+        board = _board.current()
+        key = _board.pin_key(self._id)
+        value = board.touch.get(key, 600)
+        board._first_read("touch", key, value)
+        return value
 
     def config(self, value):
         """Sets the wake threshold (logged)."""
