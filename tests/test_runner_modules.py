@@ -94,6 +94,14 @@ def test_micropython_modules_under_both_names(tmp_path, run_py):
         assert ble.gatts_read(h1) == b"\\x01"
         ntptime.settime()
         assert abs(ntptime.time() - time.time()) < 5
+        os.mount(os.VfsFat(machine.SDCard(slot=2)), "/sd")
+        with open("sd/log.txt", "w") as f:
+            f.write("logged")
+        assert open("sd/log.txt").read() == "logged" and "log.txt" in os.listdir("sd")
+        assert machine.I2S(0, mode=machine.I2S.TX).write(bytearray(64)) == 64
+        wlan = network.WLAN(network.STA_IF)
+        wlan.config(pm=network.WLAN.PM_NONE)
+        assert wlan.config("pm") == network.WLAN.PM_NONE
         print("MODULES-OK")
         """,
     )

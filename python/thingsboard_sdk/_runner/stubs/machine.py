@@ -662,3 +662,60 @@ def time_pulse_us(pin, pulse_level, timeout_us=1_000_000):
 def bitstream(pin, encoding, timing, buf):
     """Logs the bytes a board would clock out on ``pin``."""
     log.info("bitstream(%s) %r", _pin_id(pin), bytes(buf))
+
+
+class SDCard:
+    """An SD card slot: a block device for ``os.mount`` (the host's folder holds the files)."""
+
+    def __init__(self, slot=1, *args, **kwargs):
+        self._id = slot
+        log.info("%s created", _name(self))
+
+    def info(self):
+        """``(size_bytes, block_size)``: a 4 GiB card."""
+        return (4 * 1024**3, 512)
+
+    def readblocks(self, block_num, buf, offset=0):
+        for i in range(len(buf)):
+            buf[i] = 0
+
+    def writeblocks(self, block_num, buf, offset=0):
+        pass
+
+    def ioctl(self, op, arg):
+        return {4: 4 * 1024**3 // 512, 5: 512}.get(op, 0)
+
+    def deinit(self):
+        pass
+
+
+class I2S:
+    """An I2S audio bus: writes are counted and logged, reads give silence."""
+
+    RX = 0
+    TX = 1
+    MONO = 0
+    STEREO = 1
+
+    def __init__(self, id, *args, **kwargs):  # noqa: A002
+        self._id = id
+        self._written = 0
+        log.info("%s created", _name(self))
+
+    def init(self, *args, **kwargs):
+        pass
+
+    def deinit(self):
+        log.info("%s deinit after %d bytes written", _name(self), self._written)
+
+    def write(self, buf):
+        self._written += len(buf)
+        return len(buf)
+
+    def readinto(self, buf):
+        for i in range(len(buf)):
+            buf[i] = 0
+        return len(buf)
+
+    def irq(self, handler):
+        pass

@@ -50,6 +50,10 @@ class WLAN:
 
     IF_STA = STA_IF
     IF_AP = AP_IF
+    # Pico W power-management modes for config(pm=...): accepted and remembered
+    PM_NONE = 0x000010
+    PM_PERFORMANCE = 0xA11142
+    PM_POWERSAVE = 0x000011
 
     def __new__(cls, interface_id=STA_IF):
         if interface_id not in (STA_IF, AP_IF):
