@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import queue
+import select
 import signal
 import subprocess
 import sys
@@ -420,3 +421,42 @@ def test_cli_commands_explain_themselves_and_fail_clearly_without_a_server():
     )
     assert out.returncode == 1
     assert "cannot reach" in out.stderr
+
+
+def test_cli_follow_prints_live_telemetry_and_firmware_assigns_an_image(server, device, tmp_path):
+    d = device("meter", firmware_dir=str(tmp_path))  # the offer below starts a download
+    url = server.url
+    follow = spawn_cli("follow", "meter", "--url", url, cwd=tmp_path)
+    try:
+        assert follow.stdout is not None
+        first = follow.stdout.readline().decode()
+        assert first.startswith("following 'meter'"), first
+        # The line is printed just before the stream opens: send distinct values until one
+        # comes out (each send is also the wait), and check it is one that was sent.
+        sent = []
+        got = ""
+        for i in range(50):
+            d.client.send_telemetry({"temp": 20 + i})
+            sent.append(f"temp={20 + i}")
+            ready, _, _ = select.select([follow.stdout], [], [], 0.2)
+            if ready:
+                got = follow.stdout.readline().decode()
+                break
+        assert got.split()[-1] in sent, got
+    finally:
+        follow.send_signal(signal.SIGINT)
+        follow.communicate(timeout=30)
+    assert follow.returncode == 0
+
+    image = tmp_path / "meter.bin"
+    image.write_bytes(b"\x01\x02" * 5000)
+    out = subprocess.run(
+        [sys.executable, "-m", "thingsboard_sdk", "firmware", "meter", str(image),
+         "--title", "meter-fw", "--version", "2.0", "--algorithm", "crc32", "--url", url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "assigned to 'meter'" in out.stdout
+    offer = d.next_attrs()
+    assert (offer["fw_title"], offer["fw_version"], offer["fw_size"]) == ("meter-fw", "2.0", 10000)
+    assert offer["fw_checksum_algorithm"] == "CRC32"
