@@ -22,6 +22,11 @@
 //!   and shared attributes, timestamped telemetry typed as ThingsBoard types it
 //!   ([`TbValue`]: lenient JSON, numeric strings cast to numbers), RPC and claim records,
 //!   connection events, a firmware slot per device.
+//! * With [`Config::http_port`], an HTTP listener serves the REST API subset of
+//!   `spec/thingsboard-rest.md` in ThingsBoard's shapes (JWT login as [`Config::admin`],
+//!   devices, time series, attributes by scope, one- and two-way RPC, OTA packages; errors
+//!   with ThingsBoard's statuses and JSON), the web page's files, and a server-sent event
+//!   stream that costs nothing while no one listens (docs/devserver-rest.md).
 //! * One tokio task per connection, no thread per connection; a connection that misbehaves
 //!   is closed or stalls alone, it never affects the others, and no input panics.
 //! * [`DevServer`] owns the listener (and, with [`DevServer::start`], a small runtime);
