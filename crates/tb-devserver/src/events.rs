@@ -20,6 +20,13 @@ use crate::value::TbValue;
 /// Longest payload text in a `log` event.
 pub(crate) const LOG_PAYLOAD_MAX: usize = 2048;
 
+/// The text of a `log` event's payload: at most [`LOG_PAYLOAD_MAX`] bytes, cut before the
+/// copy (a firmware chunk can be 64 KiB), non-UTF-8 bytes replaced.
+pub(crate) fn log_payload(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(LOG_PAYLOAD_MAX)];
+    String::from_utf8_lossy(cut).into_owned()
+}
+
 /// One live event. Device names, not ids: the stream resolves them when it writes.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {

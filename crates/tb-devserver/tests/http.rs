@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
-use tb_devserver::{Config, DevServer};
+use tb_devserver::{Config, DevServer, DeviceSpec};
 
 struct Resp {
     status: u16,
@@ -458,4 +458,96 @@ fn the_event_stream_reports_a_device_coming_online() {
     assert_eq!(event["type"], "device");
     assert_eq!(event["device"]["name"], DEVICE);
     assert_eq!(event["device"]["active"], true);
+}
+
+/// Opens the event stream (`query` after `token=`) and returns a reader past the headers.
+fn open_stream(addr: SocketAddr, query: &str) -> BufReader<TcpStream> {
+    let mut sse = TcpStream::connect(addr).unwrap();
+    sse.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        sse,
+        "GET /api/devserver/events?{query} HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(sse);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            return reader;
+        }
+    }
+}
+
+fn next_event(reader: &mut BufReader<TcpStream>) -> Value {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            return serde_json::from_str(data).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_device_stream_carries_its_telemetry_traffic_and_rpcs_only() {
+    let (s, addr) = http_server();
+    s.add_device(DeviceSpec::access_token("other", "OTHER_TOKEN"))
+        .unwrap();
+    let t = login(addr);
+    let id = device_id(addr, &t, DEVICE);
+    let mut c = Client::device(s.local_addr());
+    let mut other = Client::device_token(s.local_addr(), "OTHER_TOKEN");
+    let mut stream = open_stream(addr, &format!("token={t}&deviceId={id}"));
+    other.send(&publish("v1/devices/me/telemetry", 1, 1, br#"{"x":1}"#));
+    assert_eq!(other.frame()[0], 0x40);
+    c.send(&publish(
+        "v1/devices/me/telemetry",
+        1,
+        1,
+        br#"{"temp":21.5}"#,
+    ));
+    assert_eq!(c.frame()[0], 0x40);
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let e = next_event(&mut stream);
+        if e["type"] == "device" {
+            continue; // activity of either device
+        }
+        assert_eq!(e["deviceId"], id.as_str(), "another device's event: {e}");
+        seen.push(e);
+    }
+    assert_eq!(seen[0]["type"], "log");
+    assert_eq!(seen[0]["dir"], "up");
+    assert_eq!(seen[0]["payload"], r#"{"temp":21.5}"#);
+    assert_eq!(seen[1]["type"], "telemetry");
+    assert_eq!(seen[1]["values"], json!({"temp": 21.5}));
+    // A one-way RPC to an offline-for-RPC device is QUEUED, then SENT once it subscribes.
+    let call = s
+        .start_rpc(DEVICE, "blink", "3", Duration::from_secs(5), true)
+        .unwrap();
+    let e = loop {
+        let e = next_event(&mut stream);
+        if e["type"] == "rpc" {
+            break e;
+        }
+    };
+    assert_eq!(
+        (e["id"].clone(), e["method"].clone(), e["status"].clone()),
+        (json!(call.id()), json!("blink"), json!("QUEUED"))
+    );
+    assert_eq!(e["params"], json!(3));
+    // Unknown device: 404, never a stream.
+    let r = request(
+        addr,
+        "GET",
+        &format!("/api/devserver/events?token={t}&deviceId=5a3f0c1e-7c0e-11ee-b962-0242ac120002"),
+        None,
+        b"",
+    );
+    assert_eq!(r.status, 404);
 }

@@ -464,7 +464,7 @@ impl Session {
                     ts: now_ms(),
                     up: false,
                     topic: topic.clone(),
-                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                    payload: crate::events::log_payload(&payload),
                 });
             }
         }

@@ -96,7 +96,7 @@ impl Session {
                     ts: now_ms(),
                     up: true,
                     topic: topic.to_string(),
-                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                    payload: crate::events::log_payload(&payload),
                 });
             }
         }
