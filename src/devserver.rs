@@ -174,6 +174,7 @@ pub struct DevServer {
     handle: DevServerHandle,
     addr: SocketAddr,
     http_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     /// Set once the server stopped, so log streams stop waiting.
     stopped: Arc<AtomicBool>,
 }
@@ -218,6 +219,9 @@ impl DevServer {
         admin_username = "tenant@thingsboard.org",
         admin_password = "tenant",
         data = None,
+        tls_cert = None,
+        tls_key = None,
+        tls_port = 0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -242,6 +246,9 @@ impl DevServer {
         admin_username: &str,
         admin_password: &str,
         data: Option<std::path::PathBuf>,
+        tls_cert: Option<std::path::PathBuf>,
+        tls_key: Option<std::path::PathBuf>,
+        tls_port: u16,
     ) -> PyResult<Self> {
         if admin_username.is_empty() || admin_password.is_empty() {
             return Err(PyValueError::new_err(
@@ -271,6 +278,9 @@ impl DevServer {
             max_telemetry_per_device: max_telemetry_per_device.max(1),
             worker_threads: worker_threads.max(1),
             data,
+            tls_cert,
+            tls_key,
+            tls_port,
             log_scope: Some(log_scope),
             http_port,
             admin: tb_devserver::Login {
@@ -295,6 +305,7 @@ impl DevServer {
             handle: server.handle(),
             addr: server.local_addr(),
             http_addr: server.http_addr(),
+            tls_addr: server.tls_addr(),
             server: Mutex::new(Some(Running { server, runtime })),
             stopped: Arc::new(AtomicBool::new(false)),
         })
@@ -318,6 +329,12 @@ impl DevServer {
         self.http_addr.map(|a| a.port())
     }
 
+    /// The MQTTS (TLS) port, or None without a TLS listener.
+    #[getter]
+    fn tls_port(&self) -> Option<u16> {
+        self.tls_addr.map(|a| a.port())
+    }
+
     /// Whether the server still serves (`stop` not called yet).
     #[getter]
     fn running(&self) -> bool {
@@ -333,13 +350,14 @@ impl DevServer {
         self.stopped.store(true, Ordering::SeqCst);
     }
 
-    /// Registers a device: `token` for access-token authentication, otherwise MQTT basic
-    /// credentials (`client_id` and/or `username`, optional `password`).
+    /// Registers a device: `token` for access-token authentication, `cert_pem` (an X.509
+    /// certificate, PEM text) for certificate authentication on the TLS port, otherwise MQTT
+    /// basic credentials (`client_id` and/or `username`, optional `password`).
     ///
     /// Raises:
     ///     ValueError: the name exists, or the credentials are taken or invalid.
     #[pyo3(signature = (name, token=None, *, client_id=None, username=None, password=None,
-                        gateway=false, profile=None))]
+                        gateway=false, profile=None, cert_pem=None))]
     #[allow(clippy::too_many_arguments)]
     fn add_device(
         &self,
@@ -351,14 +369,23 @@ impl DevServer {
         password: Option<String>,
         gateway: bool,
         profile: Option<String>,
+        cert_pem: Option<String>,
     ) -> PyResult<()> {
         let basic = client_id.is_some() || username.is_some() || password.is_some();
+        let kinds =
+            usize::from(basic) + usize::from(token.is_some()) + usize::from(cert_pem.is_some());
+        if kinds > 1 {
+            return Err(PyValueError::new_err(format!(
+                "device {name:?}: give one of token, cert_pem or MQTT basic credentials"
+            )));
+        }
         let mut spec = match token {
-            Some(_) if basic => {
-                return Err(PyValueError::new_err(format!(
-                    "device {name:?}: give either token or MQTT basic credentials, not both"
-                )))
-            }
+            _ if cert_pem.is_some() => DeviceSpec {
+                name,
+                credentials: Credentials::X509(cert_pem.unwrap_or_default()),
+                gateway: false,
+                profile: None,
+            },
             Some(t) if t.is_empty() => {
                 return Err(PyValueError::new_err(format!(
                     "device {name:?}: token must not be empty"
@@ -843,4 +870,29 @@ impl LogStream {
     fn try_recv(&self, py: Python<'_>) -> Option<String> {
         py.detach(|| self.rx.lock().try_recv())
     }
+}
+
+/// Writes a CA, a server certificate for `localhost`/`127.0.0.1` and a device certificate
+/// (PEM) to folder `dir`, or keeps them if all are there; returns their paths by role
+/// (`ca_cert`, `ca_key`, `server_cert`, `server_key`, `device_cert`, `device_key`).
+///
+/// Raises:
+///     ValueError: they cannot be made or written.
+#[pyfunction]
+pub fn write_self_signed(py: Python<'_>, dir: std::path::PathBuf) -> PyResult<Bound<'_, PyDict>> {
+    let files = py
+        .detach(|| tb_devserver::write_self_signed(&dir))
+        .map_err(py_err)?;
+    let d = PyDict::new(py);
+    for (k, v) in [
+        ("ca_cert", &files.ca_cert),
+        ("ca_key", &files.ca_key),
+        ("server_cert", &files.server_cert),
+        ("server_key", &files.server_key),
+        ("device_cert", &files.device_cert),
+        ("device_key", &files.device_key),
+    ] {
+        d.set_item(k, v.to_string_lossy())?;
+    }
+    Ok(d)
 }

@@ -110,6 +110,7 @@ fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py::Handle>()?;
     m.add_class::<gateway::Gateway>()?;
     m.add_class::<devserver::DevServer>()?;
+    m.add_function(wrap_pyfunction!(devserver::write_self_signed, m)?)?;
     m.add_class::<py::HubHandle>()?;
     m.add_class::<waker::Waker>()?;
     Ok(())

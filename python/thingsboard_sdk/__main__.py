@@ -94,11 +94,33 @@ def devserver_args(p: argparse.ArgumentParser) -> None:
         "SQLite database in folder PATH (created if missing) and load them at the next start; "
         "without it everything is in memory only",
     )
+    p.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="server certificate (chain) for an MQTTS listener on --tls-port; needs --tls-key",
+    )
+    p.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    p.add_argument(
+        "--tls-port",
+        type=int,
+        default=8883,
+        help="port of the MQTTS listener, 0 = any free (default %(default)s)",
+    )
+    p.add_argument(
+        "--tls-selfsigned",
+        metavar="DIR",
+        help="write a CA, a server certificate for localhost/127.0.0.1 and a device certificate "
+        "to DIR (kept if there already), serve MQTTS with them and register the device "
+        f"{X509_DEVICE_NAME!r} with that certificate (X.509 authentication)",
+    )
     p.add_argument("--quiet", action="store_true", help="do not log connections and messages")
     from ._devserver_http import add_arguments as add_http_arguments
 
     add_http_arguments(p)
 
+
+# The device --tls-selfsigned registers with the device certificate.
+X509_DEVICE_NAME = "X509 Device"
 
 # ThingsBoard's checksum algorithms (spec 11.1), for --firmware.
 _FW_ALGORITHMS = ("MD5", "SHA256", "SHA384", "SHA512", "CRC32", "MURMUR3_32", "MURMUR3_128")
@@ -180,6 +202,17 @@ def cmd_devserver(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _err(f"error: {exc}")
         return EXIT_USAGE
+    if args.tls_selfsigned and (args.tls_cert or args.tls_key):
+        _err("error: --tls-selfsigned replaces --tls-cert and --tls-key; give one or the other")
+        return EXIT_USAGE
+    if bool(args.tls_cert) != bool(args.tls_key):
+        _err("error: --tls-cert and --tls-key go together")
+        return EXIT_USAGE
+    tls: dict[str, Any] = {}
+    if args.tls_cert or args.tls_selfsigned:
+        tls = {"tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_port": args.tls_port}
+        if args.tls_selfsigned:
+            tls = {"tls_selfsigned": args.tls_selfsigned, "tls_port": args.tls_port}
     from functools import partial
 
     from . import _devserver_http
@@ -192,6 +225,7 @@ def cmd_devserver(args: argparse.Namespace) -> int:
                 args.port,
                 data=args.data,
                 admin=_devserver_http.admin_of(args),
+                **tls,
             ),
             args.http_port,
         )
@@ -221,6 +255,9 @@ def cmd_devserver(args: argparse.Namespace) -> int:
             for name, token in devices:
                 if name not in known:
                     server.add_device(name, token)
+            if server.tls_files and X509_DEVICE_NAME not in known:
+                with open(server.tls_files["device_cert"], encoding="ascii") as f:
+                    server.add_device(X509_DEVICE_NAME, cert_pem=f.read())
             for key, secret in args.provision:
                 server.add_provision_profile(key, secret)
             for name, image, fw in firmware:
@@ -264,6 +301,24 @@ def _serve(
     if not args.device:
         pub = f"mosquitto_pub -h {server.host} -p {server.port} -u {DEMO_DEVICE_TOKEN}"
         _out(f"try: {pub} -t v1/devices/me/telemetry -m '{{\"temperature\":25}}'")
+    if server.tls_port is not None:
+        _out(f"MQTTS (TLS) listening on {server.host}:{server.tls_port}")
+    if server.tls_files:
+        f = server.tls_files
+        _out(
+            f"device {X509_DEVICE_NAME!r}: X.509 certificate {f['device_cert']}, "
+            f"key {f['device_key']}, CA {f['ca_cert']}"
+        )
+        pub = (
+            f"mosquitto_pub -h {server.host} -p {server.tls_port} --cafile {f['ca_cert']} "
+            f"--cert {f['device_cert']} --key {f['device_key']}"
+        )
+        _out(f"try: {pub} -t v1/devices/me/telemetry -m '{{\"temperature\":25}}'")
+        _out(
+            f"or: TBDeviceMqttClient({server.host!r}, {server.tls_port}, tls=True, "
+            f"ca_certs={f['ca_cert']!r}, cert_file={f['device_cert']!r}, "
+            f"key_file={f['device_key']!r})"
+        )
     _out("press Ctrl-C to stop")
     if stream is None:
         while True:  # until Ctrl-C or SIGTERM; the server stops in cmd_devserver's finally

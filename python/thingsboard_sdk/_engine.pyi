@@ -3,7 +3,16 @@
 import os
 from typing import Any, Callable, Optional, Union, final
 
-__all__ = ["Client", "DevServer", "Gateway", "Hub", "MessageHandle", "Waker", "__version__"]
+__all__ = [
+    "Client",
+    "DevServer",
+    "Gateway",
+    "Hub",
+    "MessageHandle",
+    "Waker",
+    "__version__",
+    "write_self_signed",
+]
 __version__: str
 
 @final
@@ -156,6 +165,9 @@ class DevServer:
         admin_username: str = "tenant@thingsboard.org",
         admin_password: str = "tenant",
         data: Optional[Union[str, os.PathLike[str]]] = None,
+        tls_cert: Optional[Union[str, os.PathLike[str]]] = None,
+        tls_key: Optional[Union[str, os.PathLike[str]]] = None,
+        tls_port: int = 0,
     ) -> DevServer: ...
     @property
     def host(self) -> str: ...
@@ -163,6 +175,8 @@ class DevServer:
     def http_port(self) -> Optional[int]: ...
     @property
     def port(self) -> int: ...
+    @property
+    def tls_port(self) -> Optional[int]: ...
     @property
     def running(self) -> bool: ...
     def stop(self) -> None: ...
@@ -176,6 +190,7 @@ class DevServer:
         password: Optional[str] = None,
         gateway: bool = False,
         profile: Optional[str] = None,
+        cert_pem: Optional[str] = None,
     ) -> None: ...
     def devices(self) -> list[str]: ...
     def add_provision_profile(
@@ -225,3 +240,5 @@ class DevServer:
     def sync(self, timeout: Optional[float] = None) -> bool: ...
     def generation(self) -> int: ...
     def wait_for_change(self, seen: int, timeout: Optional[float] = None) -> int: ...
+
+def write_self_signed(dir: Union[str, os.PathLike[str]]) -> dict[str, str]: ...

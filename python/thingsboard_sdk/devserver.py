@@ -40,6 +40,7 @@ __all__ = [
     "ProvisionedDevice",
     "RpcRecord",
     "TelemetryPoint",
+    "write_self_signed",
 ]
 
 T = TypeVar("T")
@@ -249,6 +250,26 @@ def _describe(predicate: Callable[[], Any]) -> str:
     return source if len(source) <= 200 else source[:200] + "..."
 
 
+def write_self_signed(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """Writes certificates for trying TLS on one machine, or keeps them if all are there.
+
+    A CA (``ca.pem``, ``ca-key.pem``), a server certificate for ``localhost`` and
+    ``127.0.0.1`` signed by it (``server.pem``, ``server-key.pem``) and a device certificate
+    signed by it (``device.pem``, ``device-key.pem``); ECDSA P-256, valid 2024-2049.
+
+    Args:
+        folder: where to write them (created if missing).
+
+    Returns:
+        Their paths by role: ``ca_cert``, ``ca_key``, ``server_cert``, ``server_key``,
+        ``device_cert``, ``device_key``.
+
+    Raises:
+        ValueError: they cannot be made or written.
+    """
+    return dict(_engine.write_self_signed(os.fspath(folder)))
+
+
 class DevServer:
     """A running dev server; it starts listening in the constructor.
 
@@ -280,12 +301,23 @@ class DevServer:
             device's PUBACK (and every other answer) waits until what it sent is committed,
             so what a device saw acknowledged survives even ``kill -9`` of the process (not
             a power cut: the database is not synced to the disk at every commit).
+        tls_cert, tls_key: PEM files of the server certificate (chain) and its private key:
+            an MQTTS listener is added on ``tls_port`` (0, the default: a free one, see
+            :attr:`tls_port`). Devices may authenticate there with a client certificate
+            registered with ``add_device(name, cert_pem=...)`` (ThingsBoard's
+            X509_CERTIFICATE credentials; the CONNECT username is then ignored), or as on the
+            plain port.
+        tls_selfsigned: a folder: writes a CA, a server certificate for ``localhost`` and
+            ``127.0.0.1`` and a device certificate there (kept if already there, see
+            :func:`write_self_signed`) and serves TLS with them; :attr:`tls_files` has
+            their paths. Replaces ``tls_cert``/``tls_key``.
 
     Raises:
         OSError: the address cannot be bound (``errno.EADDRINUSE`` when the port is taken),
             or the ``data`` folder cannot be used (not creatable, in use by another dev
             server, not a dev server database).
-        ValueError: an invalid option (``admin`` without a ``:``, an empty user or password).
+        ValueError: an invalid option (``admin`` without a ``:``, an empty user or password,
+            a TLS file that cannot be read, a key that does not match its certificate).
     """
 
     def __init__(
@@ -296,11 +328,19 @@ class DevServer:
         http_port: Optional[int] = 0,
         admin: str = DEFAULT_ADMIN,
         data: Optional[str | os.PathLike[str]] = None,
+        tls_cert: Optional[str | os.PathLike[str]] = None,
+        tls_key: Optional[str | os.PathLike[str]] = None,
+        tls_port: int = 0,
+        tls_selfsigned: Optional[str | os.PathLike[str]] = None,
         **options: Any,
     ):
         user, password = parse_admin(admin)
         self._admin_username = user
         self._data = None if data is None else os.fspath(data)
+        self._tls_files: Optional[dict[str, str]] = None
+        if tls_selfsigned is not None:
+            self._tls_files = write_self_signed(tls_selfsigned)
+            tls_cert, tls_key = self._tls_files["server_cert"], self._tls_files["server_key"]
         self._server = _engine.DevServer(
             host,
             port,
@@ -308,6 +348,9 @@ class DevServer:
             admin_username=user,
             admin_password=password,
             data=self._data,
+            tls_cert=None if tls_cert is None else os.fspath(tls_cert),
+            tls_key=None if tls_key is None else os.fspath(tls_key),
+            tls_port=tls_port,
             **options,
         )
 
@@ -322,6 +365,17 @@ class DevServer:
     def port(self) -> int:
         """The bound port (the chosen one when 0 was asked)."""
         return self._server.port
+
+    @property
+    def tls_port(self) -> Optional[int]:
+        """The bound MQTTS (TLS) port, or None without a TLS listener."""
+        return self._server.tls_port
+
+    @property
+    def tls_files(self) -> Optional[dict[str, str]]:
+        """With ``tls_selfsigned``: the certificate files by role (see
+        :func:`write_self_signed`), else None."""
+        return None if self._tls_files is None else dict(self._tls_files)
 
     @property
     def http_port(self) -> Optional[int]:
@@ -398,27 +452,30 @@ class DevServer:
         password: Optional[str] = None,
         gateway: bool = False,
         profile: Optional[str] = None,
+        cert_pem: Optional[str] = None,
     ) -> Optional[str]:
         """Registers a device.
 
         Args:
             name: unique device name.
-            token: access token (the MQTT user name the device connects with). When neither
-                a token nor MQTT basic credentials are given, a fresh token is made.
+            token: access token (the MQTT user name the device connects with). When no
+                token, MQTT basic credentials or certificate is given, a fresh token is made.
             client_id, username, password: MQTT basic credentials instead of a token (at
                 least a client id or a user name; a password needs a user name).
+            cert_pem: an X.509 certificate (PEM text) instead: a client presenting it on the
+                TLS port is this device (ThingsBoard's X509_CERTIFICATE credentials).
             gateway: the device may use ``v1/gateway/*``.
             profile: provisioning profile key the device belongs to (for the
                 ``CHECK_PRE_PROVISIONED_DEVICES`` strategy).
 
         Returns:
-            The access token, or None for MQTT basic credentials.
+            The access token, or None for MQTT basic credentials and certificates.
 
         Raises:
             ValueError: the name exists, or the credentials are taken or invalid.
         """
         basic = client_id is not None or username is not None or password is not None
-        if token is None and not basic:
+        if token is None and not basic and cert_pem is None:
             token = secrets.token_urlsafe(15)
         self._server.add_device(
             name,
@@ -428,6 +485,7 @@ class DevServer:
             password=password,
             gateway=gateway,
             profile=profile,
+            cert_pem=cert_pem,
         )
         return token
 

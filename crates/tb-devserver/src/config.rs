@@ -55,6 +55,15 @@ pub struct Config {
     /// credentials, attributes, telemetry, RPC records, claims, provisioning profiles and
     /// firmware survive a restart. `None` (the default): memory only.
     pub data: Option<PathBuf>,
+    /// MQTTS listener: PEM files of the server's certificate (chain) and private key; with
+    /// both set, TLS is served on [`tls_port`](Self::tls_port) besides plain MQTT on
+    /// [`port`](Self::port). Clients may authenticate with a certificate (X.509 credentials,
+    /// spec 3.3) or as on the plain port.
+    pub tls_cert: Option<PathBuf>,
+    /// See [`tls_cert`](Self::tls_cert).
+    pub tls_key: Option<PathBuf>,
+    /// Port of the MQTTS listener (0 = any free port; ThingsBoard's is 8883).
+    pub tls_port: u16,
     /// Worker threads of the runtime [`DevServer::start`](crate::DevServer::start) creates (1).
     pub worker_threads: usize,
     /// Runs around each batch of log records the server hands to the `log` crate (all the
@@ -115,6 +124,9 @@ impl Default for Config {
             gateway_rate_limits: RateLimits::default(),
             max_telemetry_per_device: 10_000,
             data: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_port: 0,
             worker_threads: 1,
             log_scope: None,
             http_port: None,

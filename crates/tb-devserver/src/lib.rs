@@ -70,6 +70,7 @@ mod features;
 mod shared;
 mod store;
 
+mod certs;
 mod checksum;
 mod codec;
 mod config;
@@ -81,6 +82,7 @@ mod ratelimit;
 mod topics;
 mod value;
 
+pub use certs::{write_self_signed, SelfSigned};
 pub use checksum::{ChecksumAlgorithm, UnknownAlgorithm};
 pub use codec::MqttVersion;
 pub use config::{Config, LogScope, Login, RateLimits};

@@ -28,6 +28,7 @@ pub struct DevServer {
     handle: DevServerHandle,
     addr: SocketAddr,
     http_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
     runtime: Mutex<Option<Runtime>>,
 }
 
@@ -77,6 +78,23 @@ impl DevServer {
             }
             None => None,
         };
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let acceptor = crate::net::tls::acceptor(cert, key)?;
+                let addr = SocketAddr::new(config.host, config.tls_port);
+                let l = bind(&runtime, addr)?;
+                let local = l
+                    .local_addr()
+                    .map_err(|source| DevServerError::Bind { addr, source })?;
+                Some((l, acceptor, local))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(DevServerError::Config(
+                    "TLS needs both a certificate and a key file".into(),
+                ))
+            }
+        };
         let mut store = Store::default();
         let persistence = match &config.data {
             Some(dir) => Some(
@@ -93,6 +111,18 @@ impl DevServer {
             shutdown_rx.clone(),
         ));
         shared.logs.emit(format!("dev server listening on {local}"));
+        let tls_addr = tls.map(|(l, acceptor, tls_local)| {
+            runtime.spawn(crate::net::tls::accept_loop(
+                shared.clone(),
+                l,
+                acceptor,
+                shutdown_rx.clone(),
+            ));
+            shared
+                .logs
+                .emit(format!("dev server MQTTS (TLS) listening on {tls_local}"));
+            tls_local
+        });
         let http_addr = http.map(|(l, http_local)| {
             runtime.spawn(crate::net::http::serve(shared.clone(), l, shutdown_rx));
             shared.logs.emit(format!(
@@ -112,6 +142,7 @@ impl DevServer {
             handle: DevServerHandle { shared },
             addr: local,
             http_addr,
+            tls_addr,
             runtime: Mutex::new(None),
         })
     }
@@ -124,6 +155,11 @@ impl DevServer {
     /// The HTTP listener's address (REST API, web page), if [`Config::http_port`] was set.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The MQTTS listener's address, if [`Config::tls_cert`] and [`Config::tls_key`] were set.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// A clonable, thread-safe handle to the store and commands.

@@ -30,6 +30,13 @@ pub(crate) fn add(shared: &Shared, spec: DeviceSpec) -> Result<uuid::Uuid, DevSe
             ));
         }
     }
+    if let Credentials::X509(cert) = &spec.credentials {
+        if crate::store::x509_body(cert).is_empty() {
+            return Err(DevServerError::InvalidCredentials(
+                "an X.509 certificate must not be empty".into(),
+            ));
+        }
+    }
     let name = spec.name.clone();
     shared
         .update(|st| {

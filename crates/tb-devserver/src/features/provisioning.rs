@@ -96,11 +96,7 @@ pub(crate) fn random_alnum(n: usize) -> String {
 
 /// Strips PEM armour and line breaks (`DeviceCredentialsServiceImpl.formatCertData`).
 fn cert_body(hash: &str) -> String {
-    hash.lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<String>()
-        .split_whitespace()
-        .collect()
+    crate::store::x509_body(hash)
 }
 
 fn success_json(creds: &Credentials) -> String {

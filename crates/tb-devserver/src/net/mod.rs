@@ -4,3 +4,4 @@
 
 pub(crate) mod http;
 pub(crate) mod mqtt;
+pub(crate) mod tls;

@@ -51,7 +51,7 @@ pub(crate) async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     let conn_id = shared.conn_seq.fetch_add(1, Ordering::Relaxed) + 1;
                     let guard = LiveGuard::new(&shared);
-                    tokio::spawn(serve(shared.clone(), stream, peer, conn_id, shutdown.clone(), guard));
+                    tokio::spawn(serve(shared.clone(), stream, peer, conn_id, shutdown.clone(), guard, None));
                 }
                 Err(e) => {
                     log::warn!(target: LOG_TARGET, "accept failed: {e}");
@@ -62,7 +62,8 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// Serves one MQTT connection on `stream` (TCP, or TLS over TCP) until it closes.
+/// Serves one MQTT connection on `stream` (TCP, or TLS over TCP) until it closes;
+/// `client_cert` is the PEM body of the certificate a TLS client presented.
 pub(crate) async fn serve<S>(
     shared: Arc<Shared>,
     mut stream: S,
@@ -70,11 +71,13 @@ pub(crate) async fn serve<S>(
     conn_id: u64,
     mut shutdown: watch::Receiver<bool>,
     _guard: LiveGuard,
+    client_cert: Option<String>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (tx, mut rx) = unbounded_channel();
     let mut s = Session::new(shared.clone(), conn_id, peer, tx);
+    s.set_client_certificate(client_cert);
     let mut buf = BytesMut::new();
     let write_timeout = shared.config.inactivity_timeout;
     let sleep = tokio::time::sleep_until(s.deadline().into());

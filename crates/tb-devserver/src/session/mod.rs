@@ -62,6 +62,8 @@ pub(crate) struct Session {
     logs: Vec<String>,
     /// messages, telemetry messages, telemetry data points.
     buckets: [Option<Buckets>; 3],
+    /// PEM body of the TLS client certificate, if one was presented (spec 3.3).
+    client_cert: Option<String>,
 }
 
 impl Session {
@@ -91,7 +93,14 @@ impl Session {
             closed: None,
             logs: Vec::new(),
             buckets: [None, None, None],
+            client_cert: None,
         }
+    }
+
+    /// The certificate a TLS client presented: it then authenticates the device and the
+    /// CONNECT credentials are ignored (spec 3.3).
+    pub(crate) fn set_client_certificate(&mut self, body: Option<String>) {
+        self.client_cert = body;
     }
 
     // ---- getters ------------------------------------------------------------------------
@@ -381,11 +390,14 @@ impl Session {
             ));
             return;
         }
-        let auth = self.shared.state.lock().store.authenticate(
-            &info.client_id,
-            &info.username,
-            info.password.as_deref(),
-        );
+        let auth = match &self.client_cert {
+            Some(cert) => self.shared.state.lock().store.authenticate_x509(cert),
+            None => self.shared.state.lock().store.authenticate(
+                &info.client_id,
+                &info.username,
+                info.password.as_deref(),
+            ),
+        };
         let name = match auth {
             Auth::Refused(code, reason) => {
                 let wire = code.wire(info.version);

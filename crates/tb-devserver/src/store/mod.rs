@@ -571,10 +571,12 @@ impl Store {
                 matches!(&d.credentials, Credentials::MqttBasic { client_id: c, username: u, .. }
                     if c == client_id && u == username)
             }),
-            Credentials::X509(cert) => self
-                .devices
-                .values()
-                .any(|d| matches!(&d.credentials, Credentials::X509(c) if c == cert)),
+            Credentials::X509(cert) => {
+                let body = x509_body(cert);
+                self.devices
+                    .values()
+                    .any(|d| matches!(&d.credentials, Credentials::X509(c) if x509_body(c) == body))
+            }
         }
     }
 
@@ -595,6 +597,24 @@ impl Store {
         self.devices.insert(name, dev);
         self.bump();
         id
+    }
+
+    /// spec 3.3: the device whose X509_CERTIFICATE credentials are the certificate with PEM
+    /// body `body`; an unknown certificate is not authorised.
+    pub(crate) fn authenticate_x509(&self, body: &str) -> Auth {
+        let found = self
+            .devices
+            .values()
+            .find(|d| matches!(&d.credentials, Credentials::X509(c) if x509_body(c) == body));
+        match found {
+            Some(d) => Auth::Device {
+                name: d.name.clone(),
+            },
+            None => Auth::Refused(
+                crate::codec::ConnCode::NotAuthorized,
+                "unknown client certificate".into(),
+            ),
+        }
     }
 
     /// spec 3.2: client-id-only match when the username is empty; otherwise (client id,

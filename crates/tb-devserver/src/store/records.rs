@@ -19,7 +19,17 @@ pub(crate) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Device credentials. spec: thingsboard-mqtt.md, 3.1-3.2.
+/// The body of a PEM certificate: armour lines and whitespace removed
+/// (`DeviceCredentialsServiceImpl.formatCertData`); X509_CERTIFICATE credentials are compared
+/// in this form.
+pub(crate) fn x509_body(pem: &str) -> String {
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(|l| l.split_whitespace())
+        .collect()
+}
+
+/// Device credentials. spec: thingsboard-mqtt.md, 3.1-3.3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     /// CONNECT username = token; password ignored.
@@ -34,7 +44,8 @@ pub enum Credentials {
         /// Password to check, if any.
         password: Option<String>,
     },
-    /// An X.509 certificate body (stored for provisioning answers; TLS is not served).
+    /// An X.509 certificate, PEM with or without its armour: a client presenting it on the
+    /// MQTTS listener is this device (spec 3.3).
     X509(String),
 }
 
