@@ -18,6 +18,10 @@ Part 2. One device, ``--single-messages`` QoS 1 messages with a window of ``--wi
 (``benches/send_raw.py``, pre-encoded packets) into a fresh dev server and into a private
 mosquitto, alternating, ``--repeat`` times each; the median msgs/s of each is reported.
 
+With ``--data`` the dev server keeps its store in a SQLite database (``DevServer(data=...)``, a
+fresh folder under ``benches/results/``); after part 1 the runner starts a server on that folder
+and counts the telemetry points it loads, so a lost message shows as a difference.
+
 Server and clients are separate processes, each with its soft open-files limit raised to the
 hard one. Output: progress on stderr, a markdown summary on stdout, JSON in
 ``benches/results/devserver-scale-<time>.json``.
@@ -129,6 +133,8 @@ def role_server(args: argparse.Namespace) -> int:
     options = {"worker_threads": args.worker_threads}
     if args.max_telemetry_per_device:
         options["max_telemetry_per_device"] = args.max_telemetry_per_device
+    if args.data_dir:
+        options["data"] = args.data_dir
     server = DevServer("127.0.0.1", 0, **options)
     t0 = time.monotonic()
     for i in range(args.devices):
@@ -301,10 +307,14 @@ def spawn_role(role: str, args: argparse.Namespace, extra: list[str]) -> subproc
     )
 
 
-def start_server(args: argparse.Namespace, devices: int) -> tuple[subprocess.Popen, int, float]:
+def start_server(
+    args: argparse.Namespace, devices: int, part: str
+) -> tuple[subprocess.Popen, int, float]:
     extra = ["--devices", str(devices), "--worker-threads", str(args.worker_threads)]
     if args.max_telemetry_per_device:
         extra += ["--max-telemetry-per-device", str(args.max_telemetry_per_device)]
+    if args.data_dir:
+        extra += ["--data-dir", f"{args.data_dir}-part{part}"]
     proc = spawn_role("server", args, extra)
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
@@ -329,7 +339,7 @@ def stop_server(proc: subprocess.Popen) -> int | None:
 
 def part1(args: argparse.Namespace) -> dict:
     log(f"part 1: dev server with {args.devices} devices registered")
-    server, port, register_s = start_server(args, args.devices)
+    server, port, register_s = start_server(args, args.devices, "1")
     pid = server.pid
     peak = PeakRss(pid)
     peak.start()
@@ -373,6 +383,7 @@ def part1(args: argparse.Namespace) -> dict:
     stored = stop_server(server)
     if not result or "send_end" not in marks:
         raise SystemExit("the client process failed; see its output above")
+    reloaded = count_reloaded(args) if args.data_dir else None
     s0, s1 = marks["send_start"], marks["send_end"]
     c0, c1 = marks["connect_start"], marks["connected"]
     wall = s1.t - s0.t
@@ -404,8 +415,25 @@ def part1(args: argparse.Namespace) -> dict:
         "rss_after_close_mb": after.rss,
         "server_threads": threads,
         "stored_points": stored,
+        "reloaded_points": reloaded,
         "unexpected_packets": result["unexpected_packets"],
     }
+
+
+def count_reloaded(args: argparse.Namespace) -> int:
+    """Telemetry points a new dev server loads from part 1's data folder."""
+    from thingsboard_sdk.devserver import DevServer
+
+    t0 = time.monotonic()
+    options = {}
+    if args.max_telemetry_per_device:
+        options["max_telemetry_per_device"] = args.max_telemetry_per_device
+    with DevServer("127.0.0.1", 0, data=f"{args.data_dir}-part1", **options) as server:
+        load_s = time.monotonic() - t0
+        names = [n for n in server.devices() if n.startswith("scale-device-")]
+        points = sum(len(server.telemetry(n)) for n in names)
+    log(f"restart from the data folder: {len(names)} devices, {points} points in {load_s:.1f} s")
+    return points
 
 
 def send_raw(port: int, args: argparse.Namespace, pid: int) -> dict:
@@ -443,7 +471,7 @@ def part2(args: argparse.Namespace, workdir: Path) -> dict:
         f"part 2: one device, {args.single_messages} QoS 1 messages, window {args.window}, "
         f"{args.repeat} runs each"
     )
-    server, port, _ = start_server(args, 0)
+    server, port, _ = start_server(args, 0, "2")
     # mosquitto's own default in-flight window (20), as a plain broker would have it.
     mosq = Broker(workdir, broker_inflight=20)
     runs: dict[str, list[dict]] = {"devserver": [], "mosquitto": []}
@@ -478,11 +506,13 @@ def part2(args: argparse.Namespace, workdir: Path) -> dict:
 def report(p1: dict | None, p2: dict | None, args: argparse.Namespace) -> str:
     lines = []
     if p1:
+        reloaded = p1.get("reloaded_points")
         ok = (
             p1["connected"] == p1["devices"]
             and p1["server_cpu_share"] <= 1.0
             and p1["rss_peak_mb"] <= 500
             and p1["unacked_at_end"] == 0
+            and reloaded in (None, p1["stored_points"])
         )
         lines += [
             f"## Part 1: {p1['devices']:,} devices, 1 QoS 1 message/s each for {args.duration:g} s",
@@ -502,11 +532,16 @@ def report(p1: dict | None, p2: dict | None, args: argparse.Namespace) -> str:
             f"{p1['rss_end_of_send_mb']:.0f} / {p1['rss_peak_mb']:.0f} MB |",
             f"| server threads | {p1['server_threads']} |",
             f"| telemetry points stored | {p1['stored_points']:,} |",
+            *(
+                [f"| telemetry points loaded by a restart from --data | {reloaded:,} |"]
+                if reloaded is not None
+                else []
+            ),
             f"| client process CPU (share of one core) | {p1['client_cpu_share']:.0%} |",
             f"| other load on the machine meanwhile (share of one core, +-10 %) "
             f"| {max(0.0, p1['foreign_cpu_share']):.0%} |",
             "",
-            f"target (<= 1 core, <= 500 MB RSS, all connected, all acknowledged): "
+            f"target (<= 1 core, <= 500 MB RSS, all connected, all acknowledged, all reloaded): "
             f"{'met' if ok else 'NOT met'}",
             "",
         ]
@@ -542,6 +577,12 @@ def main() -> int:
         default=0,
         help="dev server store bound (0: its default)",
     )
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="the dev server keeps its store in SQLite (DevServer(data=...)) in a fresh folder",
+    )
+    p.add_argument("--data-dir", help=argparse.SUPPRESS)
     p.add_argument("--single-messages", type=int, default=100_000, help="part 2 messages")
     p.add_argument("--window", type=int, default=64, help="part 2 QoS 1 window")
     p.add_argument("--repeat", type=int, default=3, help="part 2 runs per server")
@@ -560,6 +601,8 @@ def main() -> int:
     results_dir = HERE / "results"
     workdir = results_dir / f"devserver-scale-{stamp}"
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.data:
+        args.data_dir = str(workdir / "data")
     t_busy, t0 = machine_busy_s(), time.monotonic()
     time.sleep(1.0)
     foreign_before = (machine_busy_s() - t_busy) / (time.monotonic() - t0)
