@@ -670,6 +670,54 @@ impl Device {
         self.qos1_unacked -= before - self.queued.len();
     }
 
+    // ---- durable queue (a host that persists accepted messages) ---------------------------
+
+    /// The parts of message `id` still queued (not yet handed to the network), in order: what a
+    /// host persists right after a command accepted the message.
+    pub fn queued_parts(&self, id: MessageId) -> impl Iterator<Item = &Publish> {
+        self.queued.iter().filter(move |p| p.id == id)
+    }
+
+    /// Removes message `id` if no part of it was handed to the network yet (the host could
+    /// not persist it). Returns whether it was removed.
+    pub fn withdraw(&mut self, id: MessageId) -> bool {
+        if self.inflight.iter().any(|p| p.id == id) {
+            return false;
+        }
+        let before = self.queued.len();
+        let mut qos1 = 0;
+        self.queued.retain(|p| {
+            let gone = p.id == id;
+            if gone && p.qos == QoS::AtLeastOnce {
+                qos1 += 1;
+            }
+            !gone
+        });
+        self.qos1_unacked -= qos1;
+        before != self.queued.len()
+    }
+
+    /// Queues a message the host restored from its durable queue (accepted by an earlier
+    /// process), as it was: no validation, no bound (it was within the bound when accepted).
+    pub fn restore(&mut self, topic: String, parts: Vec<Vec<u8>>, qos: QoS) -> MessageId {
+        self.next_msg += 1;
+        let id = MessageId(self.next_msg);
+        let topic: Cow<'static, str> = topic.into();
+        for payload in parts {
+            if qos == QoS::AtLeastOnce {
+                self.qos1_unacked += 1;
+            }
+            self.queued.push_back(Publish {
+                id,
+                topic: topic.clone(),
+                payload,
+                qos,
+                data_points: 0,
+            });
+        }
+        id
+    }
+
     // ---- inputs --------------------------------------------------------------------------
 
     /// The broker accepted the session (CONNACK 0). Subscriptions are due again (ThingsBoard
