@@ -60,6 +60,8 @@ pub struct Settings {
     pub max_inflight: u16,
     /// Where firmware images are written.
     pub firmware_dir: std::path::PathBuf,
+    /// The durable queue (`queue_dir`), if any.
+    pub durable: Option<Arc<crate::durable::Queue>>,
 }
 
 /// What the Python thread and the IO task share.
@@ -95,6 +97,8 @@ pub struct State {
     pub wants: Wants,
     /// What coroutines await (asyncio, `waker.rs`).
     pub aio: waker::Watch,
+    /// Messages acknowledged this wake-up, to delete from the durable queue in one batch.
+    pub durable_acks: Vec<MessageId>,
 }
 
 /// The signals of one IO task (one generation).
@@ -299,6 +303,7 @@ impl Shared {
                 closing: false,
                 wants: Wants::default(),
                 aio: waker::Watch::default(),
+                durable_acks: Vec::new(),
                 hub: None,
                 firmware_notes: VecDeque::new(),
                 firmware_events: VecDeque::new(),
@@ -347,12 +352,25 @@ impl Shared {
     pub fn send(&self, st: &mut State) {
         self.pump(st);
         st.wake_io();
+        self.flush_acks(st);
+    }
+
+    /// Hands this wake-up's acknowledged ids to the durable queue's writer (one batch).
+    pub fn flush_acks(&self, st: &mut State) {
+        if let Some(q) = &self.settings.durable {
+            if !st.durable_acks.is_empty() {
+                q.acknowledge(std::mem::take(&mut st.durable_acks));
+            }
+        }
     }
 
     /// The one place a message is finished: its PUBACK arrived (QoS 1) or it was queued for
     /// writing (QoS 0). Wakes whoever waits for it.
     pub fn complete(&self, st: &mut State, id: MessageId) {
         if st.core.handle_puback(id) {
+            if self.settings.durable.is_some() && !st.core.is_pending(id) {
+                st.durable_acks.push(id);
+            }
             let w = &st.wants;
             if (w.flush > 0 && st.core.unacknowledged_qos1() == 0) || w.messages.contains(&id) {
                 self.cond.notify_all();

@@ -446,6 +446,7 @@ fn drive(shared: &Shared, gen: u64, data: Option<&[u8]>, timer: bool, was_up: &m
     }
     step.firmware = !st.firmware_events.is_empty() && !st.firmware_busy;
     shared.pump(st);
+    shared.flush_acks(st);
     step.out = st.session.poll_transmit();
     step.deadline = st.session.poll_timeout();
     if st.closing && !st.session.is_up() && step.ended.is_none() {

@@ -14,6 +14,9 @@ pub enum SdkError {
     /// A network-side failure.
     #[error("{0}")]
     Network(String),
+    /// The durable queue could not store or open (disk full, folder not writable).
+    #[error("{0}")]
+    Storage(String),
     /// Already a Python exception.
     #[error(transparent)]
     Py(#[from] PyErr),
@@ -32,7 +35,7 @@ impl From<SdkError> for PyErr {
             SdkError::Core(tb_core::Error::Capacity(
                 c @ tb_core::CapacityError::QueueFull { .. },
             )) => QueueFullError::new_err(c.to_string()),
-            SdkError::Network(msg) => PyOSError::new_err(msg),
+            SdkError::Network(msg) | SdkError::Storage(msg) => PyOSError::new_err(msg),
             SdkError::Py(e) => e,
         }
     }

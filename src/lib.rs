@@ -9,6 +9,7 @@ mod client;
 mod conn;
 mod convert;
 mod devserver;
+mod durable;
 mod errors;
 mod firmware;
 mod gateway;

@@ -148,6 +148,13 @@ impl Client {
     {
         let mut st = self.shared.state.lock();
         let id = f(&mut st.core)?;
+        if let Some(q) = &self.shared.settings.durable {
+            // Stored before anything can be sent: a PUBACK always finds its row.
+            if let Err(why) = q.store(&st.core, id) {
+                st.core.withdraw(id);
+                return Err(SdkError::Storage(why));
+            }
+        }
         self.shared.send(&mut st);
         Ok(id)
     }
@@ -293,7 +300,7 @@ impl Client {
         keepalive=120.0, tls=false, ca_certs=None, cert_file=None, key_file=None,
         tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=1.0,
         max_queued_messages=100_000, max_inflight=64, provisioning=false, chunk_size=0,
-        firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0, gateway=false))]
+        firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0, gateway=false, queue_dir=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -319,6 +326,7 @@ impl Client {
         firmware_dir: Option<std::path::PathBuf>,
         firmware_chunk_timeout: f64,
         gateway: bool,
+        queue_dir: Option<std::path::PathBuf>,
     ) -> PyResult<Client> {
         let chunk_size = usize::try_from(chunk_size).map_err(|_| {
             PyValueError::new_err(format!(
@@ -374,7 +382,7 @@ impl Client {
         } else {
             None
         };
-        let core = Device::new(Config {
+        let mut core = Device::new(Config {
             qos,
             max_queued,
             mode: if provisioning {
@@ -405,7 +413,21 @@ impl Client {
             max_delay,
             max_inflight,
             firmware_dir,
+            durable: None,
         };
+        let mut settings = settings;
+        if let Some(dir) = queue_dir {
+            let (q, restored) = crate::durable::Queue::open(&dir, &settings.client_id, &mut core)
+                .map_err(|e| PyErr::from(SdkError::Storage(e)))?;
+            if restored > 0 {
+                log::info!(
+                    target: client::LOG,
+                    "restored {restored} unacknowledged message(s) from {}",
+                    dir.display()
+                );
+            }
+            settings.durable = Some(q);
+        }
         Ok(Client {
             shared: Shared::new(core, settings),
         })
@@ -493,6 +515,10 @@ impl Client {
                 let mut st = self.shared.state.lock();
                 self.shared.abort(&mut st);
             }
+        }
+        if let Some(q) = &self.shared.settings.durable {
+            // Acknowledged messages leave the folder before disconnect() returns.
+            py.detach(|| q.sync(Duration::from_secs(2)));
         }
         let left = self.shared.state.lock().core.unacknowledged();
         if left > 0 {

@@ -114,9 +114,14 @@ class TBDeviceMqttClient:
             ``info`` the ``fw_*`` attributes that offered it.
         on_firmware_progress: ``callback(received, total)`` in bytes, at most once per percent
             of a download.
+        queue_dir: folder for a durable queue: every QoS 1 message ``send_*`` accepts is
+            stored there (``queue.sqlite3``) before the call returns and removed once the
+            broker acknowledged it; a new process with the same folder and client id sends
+            what is left, so even ``kill -9`` loses nothing. Default: in memory only.
 
     Raises:
         ValueError: a QoS other than 0 or 1, a bad port or timeout.
+        OSError: ``queue_dir`` cannot be opened or written.
     """
 
     def __init__(
@@ -147,6 +152,7 @@ class TBDeviceMqttClient:
         firmware_chunk_timeout: float = 30.0,
         on_firmware_update: Optional[Callable[[str, dict], Any]] = None,
         on_firmware_progress: Optional[Callable[[int, int], Any]] = None,
+        queue_dir: Optional[str] = None,
     ) -> None:
         qos = 1 if quality_of_service is None else quality_of_service
         if isinstance(qos, bool) or not isinstance(qos, int) or qos not in (0, 1):
@@ -215,6 +221,7 @@ class TBDeviceMqttClient:
             firmware_dir=firmware_dir,
             firmware_chunk_timeout=float(firmware_chunk_timeout),
             gateway=self._GATEWAY,
+            queue_dir=None if queue_dir is None else os.fspath(queue_dir),
         )
         self._rpc_handler: Optional[Callable[[str, Any], Any]] = None
         self._subscriptions: dict = {}
