@@ -31,10 +31,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENVS = HERE / ".venvs"
 RESULTS = HERE / "results"
-ORDER = ["raw", "ours", "tb", "paho"]
+ORDER = ["raw", "ours", "oursq", "tb", "paho"]
 LABELS = {
     "raw": "raw socket (ceiling)",
     "ours": "thingsboard_sdk (ours)",
+    "oursq": "thingsboard_sdk, queue_dir (durable)",
     "tb": "tb-mqtt-client",
     "paho": "paho-mqtt (plain)",
 }
@@ -370,7 +371,7 @@ def run_one(name: str, py: Path, broker: Broker, args, logdir: Path, qos: int = 
     err_path = logdir / f"{tag}.stderr"
     cmd = [
         str(py),
-        str(HERE / f"send_{name}.py"),
+        str(HERE / f"send_{'ours' if name == 'oursq' else name}.py"),
         "--port",
         str(broker.port),
         "--messages",
@@ -382,8 +383,11 @@ def run_one(name: str, py: Path, broker: Broker, args, logdir: Path, qos: int = 
         "--qos",
         str(qos),
     ]
-    if name == "ours" and args.ours_max_queued is not None:
+    if name in ("ours", "oursq") and args.ours_max_queued is not None:
         cmd += ["--max-queued", str(args.ours_max_queued)]
+    if name == "oursq":
+        # A fresh folder per run: the durable queue on this machine's disk (tmpfs or not).
+        cmd += ["--queue-dir", tempfile.mkdtemp(prefix="tb-bench-queue-", dir=str(logdir))]
     broker_cpu0 = broker.cpu_seconds()
     machine_cpu0 = machine_cpu_seconds()
     wall0 = time.monotonic()
@@ -912,7 +916,10 @@ def main() -> int:
         if name == "raw":
             pythons[name] = Path(sys.executable)
             versions[name] = interpreter_info(pythons[name], None)
-        elif name == "ours":
+        elif name == "oursq" and "ours" in pythons:
+            pythons[name] = pythons["ours"]
+            versions[name] = versions["ours"]
+        elif name in ("ours", "oursq"):
             py, why = ensure_ours(args.ours_python, args.rebuild_ours)
             if py is None:
                 skipped[name] = why or "?"

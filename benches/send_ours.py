@@ -16,11 +16,13 @@ from _sender import Clock, message, parse_args, report
 
 
 def main() -> None:
-    args = parse_args(
-        lambda p: p.add_argument(
+    def extra(p) -> None:
+        p.add_argument(
             "--max-queued", type=int, default=None, help="max_queued_messages (default: SDK's)"
         )
-    )
+        p.add_argument("--queue-dir", default=None, help="queue_dir: the durable queue's folder")
+
+    args = parse_args(extra)
     n = args.messages
 
     import thingsboard_sdk
@@ -30,6 +32,8 @@ def main() -> None:
     extras = {"max_inflight": args.window, "quality_of_service": args.qos}
     if args.max_queued is not None:
         extras["max_queued_messages"] = args.max_queued
+    if args.queue_dir is not None:
+        extras["queue_dir"] = args.queue_dir
     client = TBDeviceMqttClient(args.host, args.port, access_token=args.token, **extras)
     if client.connect() is None:
         raise SystemExit(f"thingsboard_sdk: connect failed: {client.last_error}")
