@@ -189,7 +189,7 @@ class AsyncTBDeviceClient:
         self._rpc_streams: List[Stream[RpcRequest]] = []
         self._fw_streams: List[Stream[FirmwareEvent]] = []
         self._requests: Dict[int, asyncio.Future[Any]] = {}  # attribute requests and RPC calls
-        self._messages: Dict[int, asyncio.Future[Any]] = {}
+        self._messages: Dict[int, List[asyncio.Future[Any]]] = {}  # one future per waiter
         self._flushes: List[asyncio.Future[Any]] = []
         self._rooms: List[asyncio.Future[Any]] = []
         self._links: List[asyncio.Future[Any]] = []
@@ -539,7 +539,8 @@ class AsyncTBDeviceClient:
             if not fut.done():
                 fut.set_exception(gone)
         self._requests.clear()
-        for futs in (list(self._messages.values()), self._flushes, self._rooms, self._links):
+        waiting = [f for futs in self._messages.values() for f in futs]
+        for futs in (waiting, self._flushes, self._rooms, self._links):
             for fut in futs:
                 if not fut.done():
                     fut.set_result(False)
@@ -559,9 +560,10 @@ class AsyncTBDeviceClient:
         mid = w.engine.watch_message(handle)
         if mid is None:
             return None
-        fut = self._messages.get(mid)
-        if fut is None:
-            fut = self._messages[mid] = w.loop.create_future()
+        fut: asyncio.Future[Any] = w.loop.create_future()
+        waiters = [f for f in self._messages.get(mid, ()) if not f.done()]  # drop timed-out ones
+        waiters.append(fut)
+        self._messages[mid] = waiters
         return fut
 
     def _arm(self, delay: float) -> None:
@@ -587,9 +589,9 @@ class AsyncTBDeviceClient:
             return
         events, delivered, flushed, room, next_deadline = w.engine.service(self._engine)
         for mid in delivered:
-            fut = self._messages.pop(mid, None)
-            if fut is not None and not fut.done():
-                fut.set_result(True)
+            for fut in self._messages.pop(mid, ()):
+                if not fut.done():
+                    fut.set_result(True)
         for flag, futs in ((flushed, self._flushes), (room, self._rooms)):
             if flag:
                 for fut in futs:
