@@ -400,13 +400,20 @@ fn drive(shared: &Shared, gen: u64, data: Option<&[u8]>, timer: bool, was_up: &m
         st.session.handle_timeout(now);
     }
     let mut events = false;
+    // tb-core's deadlines: pacing (the queue head may go now), the wait for the server's
+    // limits, request timeouts.
+    if st.core.poll_timeout().is_some_and(|t| t <= now) {
+        st.core.handle_timeout(now);
+        firmware::take_events(st, &shared.settings.firmware_dir);
+        events |= st.core.has_events();
+    }
     while let Some(ev) = st.session.poll_event() {
         match ev {
             Event::Connected { session_present } => {
                 if *was_up || st.link == Link::Down {
                     step.log = Some((log::Level::Info, "reconnected to the server".into()));
                 }
-                st.core.handle_connected();
+                st.core.handle_connected_at(now);
                 st.link = Link::Up;
                 st.session_present = session_present;
                 st.subscribed = false;
@@ -448,7 +455,10 @@ fn drive(shared: &Shared, gen: u64, data: Option<&[u8]>, timer: bool, was_up: &m
     shared.pump(st);
     shared.flush_acks(st);
     step.out = st.session.poll_transmit();
-    step.deadline = st.session.poll_timeout();
+    step.deadline = match (st.session.poll_timeout(), st.core.poll_timeout()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     if st.closing && !st.session.is_up() && step.ended.is_none() {
         step.ended = Some(Ended::Closed);
     }

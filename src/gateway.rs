@@ -6,13 +6,66 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use tb_core::{GatewayEvent, MessageId, QoS, SubscriptionId};
+use tb_core::limits::LimitSet;
+use tb_core::{GatewayEvent, MessageId, QoS, RateLimit, SessionLimits, SubscriptionId};
 
 use crate::client::Shared;
 use crate::convert;
 use crate::errors::SdkError;
 use crate::py::{Client, Handle};
 use crate::runtime;
+
+/// Limits set by hand (host extras): rate-limit strings as ThingsBoard writes them
+/// (`"100:1,3000:60"`) and the packet size bound. Given, the server is not asked.
+#[derive(FromPyObject)]
+pub struct ManualLimits {
+    #[pyo3(item)]
+    messages: Option<String>,
+    #[pyo3(item)]
+    telemetry_messages: Option<String>,
+    #[pyo3(item)]
+    telemetry_data_points: Option<String>,
+    #[pyo3(item)]
+    gateway_messages: Option<String>,
+    #[pyo3(item)]
+    gateway_telemetry_messages: Option<String>,
+    #[pyo3(item)]
+    gateway_telemetry_data_points: Option<String>,
+    #[pyo3(item)]
+    max_payload_size: Option<usize>,
+}
+
+impl ManualLimits {
+    pub(crate) fn parse(self) -> PyResult<SessionLimits> {
+        let one = |name: &str, v: &Option<String>| -> PyResult<Option<RateLimit>> {
+            match v {
+                None => Ok(None),
+                Some(text) => RateLimit::parse(text)
+                    .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("{name}: {e}"))),
+            }
+        };
+        Ok(SessionLimits {
+            max_payload_size: self.max_payload_size,
+            max_inflight_messages: None,
+            device: LimitSet {
+                messages: one("messages_rate_limit", &self.messages)?,
+                telemetry_messages: one("telemetry_rate_limit", &self.telemetry_messages)?,
+                telemetry_data_points: one("telemetry_dp_rate_limit", &self.telemetry_data_points)?,
+            },
+            gateway: LimitSet {
+                messages: one("device_messages_rate_limit", &self.gateway_messages)?,
+                telemetry_messages: one(
+                    "device_telemetry_rate_limit",
+                    &self.gateway_telemetry_messages,
+                )?,
+                telemetry_data_points: one(
+                    "device_telemetry_dp_rate_limit",
+                    &self.gateway_telemetry_data_points,
+                )?,
+            },
+        })
+    }
+}
 
 /// Sub-device commands of a gateway session (thingsboard-gateway.md, Part A).
 #[pyclass(module = "thingsboard_sdk._engine", frozen)]

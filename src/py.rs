@@ -130,6 +130,19 @@ impl Handle {
         })
     }
 
+    /// tb-mqtt-client's `TBPublishInfo.get()`: waits up to `timeout` seconds for the
+    /// acknowledgement.
+    ///
+    /// Args:
+    ///     timeout: seconds to wait at most (None: as long as it takes).
+    ///
+    /// Returns:
+    ///     0 (`TB_ERR_SUCCESS`) once delivered, -1 (`TB_ERR_AGAIN`) if not yet.
+    #[pyo3(signature = (timeout=1.0))]
+    fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<i32> {
+        Ok(if self.wait(py, timeout)? { 0 } else { -1 })
+    }
+
     /// Whether the message was delivered already.
     #[getter]
     fn done(&self) -> bool {
@@ -300,7 +313,9 @@ impl Client {
         keepalive=120.0, tls=false, ca_certs=None, cert_file=None, key_file=None,
         tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=1.0,
         max_queued_messages=100_000, max_inflight=64, provisioning=false, chunk_size=0,
-        firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0, gateway=false, queue_dir=None))]
+        firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0, gateway=false,
+        queue_dir=None, session_limits=true, pacing=true, rate_limits=None,
+        limits_hold=0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -327,7 +342,13 @@ impl Client {
         firmware_chunk_timeout: f64,
         gateway: bool,
         queue_dir: Option<std::path::PathBuf>,
+        session_limits: bool,
+        pacing: bool,
+        rate_limits: Option<crate::gateway::ManualLimits>,
+        limits_hold: f64,
     ) -> PyResult<Client> {
+        let limits = rate_limits.map(|l| l.parse()).transpose()?;
+        let limits_hold_ms = secs(limits_hold, "limits_hold")?.as_millis() as u64;
         let chunk_size = usize::try_from(chunk_size).map_err(|_| {
             PyValueError::new_err(format!(
                 "chunk_size must be 0 or more bytes, got {chunk_size}"
@@ -398,6 +419,10 @@ impl Client {
                 chunk_timeout_ms: chunk_timeout.as_millis() as u64,
                 ..tb_core::FirmwareConfig::default()
             },
+            ask_session_limits: session_limits && !provisioning,
+            limits_hold_ms,
+            limits,
+            pace: pacing,
             ..Config::default()
         });
         let settings = Settings {

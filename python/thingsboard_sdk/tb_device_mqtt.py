@@ -78,6 +78,33 @@ def _keys(keys: Optional[Iterable[str]], name: str) -> list:
     return out
 
 
+def _manual_limits(**given: Any) -> Optional[dict]:
+    """The limits set by hand, for the engine; None when none is. tb-mqtt-client's
+    ``"DEFAULT_..."`` placeholders count as not set."""
+    limits = {
+        k: None if isinstance(v, str) and v.startswith("DEFAULT_") else v for k, v in given.items()
+    }
+    for k, v in limits.items():
+        if v is not None and k != "max_payload_size" and not isinstance(v, str):
+            raise TypeError(f"rate limits are strings such as '100:1,3000:60', got {v!r}")
+    size = limits.get("max_payload_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 64):
+        raise ValueError(f"max_payload_size must be an int of at least 64 bytes, got {size!r}")
+    if all(v is None for v in limits.values()):
+        return None
+    for key in (
+        "messages",
+        "telemetry_messages",
+        "telemetry_data_points",
+        "gateway_messages",
+        "gateway_telemetry_messages",
+        "gateway_telemetry_data_points",
+        "max_payload_size",
+    ):
+        limits.setdefault(key, None)
+    return limits
+
+
 class TBDeviceMqttClient:
     """A ThingsBoard device over MQTT.
 
@@ -118,6 +145,16 @@ class TBDeviceMqttClient:
             stored there (``queue.sqlite3``) before the call returns and removed once the
             broker acknowledged it; a new process with the same folder and client id sends
             what is left, so even ``kill -9`` loses nothing. Default: in memory only.
+        session_limits: ask the server for its limits (``getSessionLimits``) after each
+            connect, then split and pace by them (a server that does not answer is fine).
+            Default False here, so that the device sends exactly what the MicroPython SDK
+            sends; True for ``TBGatewayMqttClient``, as tb-mqtt-client does.
+            ``pacing=False`` keeps only the packet-size bound.
+        messages_rate_limit, telemetry_rate_limit, telemetry_dp_rate_limit: limits set by
+            hand, as ThingsBoard writes them (``"100:1,3000:60"``: 100 per second and 3000
+            per minute at once); given, the server is not asked. tb-mqtt-client's
+            ``"DEFAULT_..."`` values mean "not set". ``max_payload_size``: the largest packet.
+            Data bigger than a packet is split into several messages under one handle.
 
     Raises:
         ValueError: a QoS other than 0 or 1, a bad port or timeout.
@@ -153,6 +190,12 @@ class TBDeviceMqttClient:
         on_firmware_update: Optional[Callable[[str, dict], Any]] = None,
         on_firmware_progress: Optional[Callable[[int, int], Any]] = None,
         queue_dir: Optional[str] = None,
+        session_limits: Optional[bool] = None,
+        pacing: bool = True,
+        messages_rate_limit: Optional[str] = None,
+        telemetry_rate_limit: Optional[str] = None,
+        telemetry_dp_rate_limit: Optional[str] = None,
+        max_payload_size: Optional[int] = None,
     ) -> None:
         qos = 1 if quality_of_service is None else quality_of_service
         if isinstance(qos, bool) or not isinstance(qos, int) or qos not in (0, 1):
@@ -222,6 +265,15 @@ class TBDeviceMqttClient:
             firmware_chunk_timeout=float(firmware_chunk_timeout),
             gateway=self._GATEWAY,
             queue_dir=None if queue_dir is None else os.fspath(queue_dir),
+            session_limits=self._ASK_LIMITS if session_limits is None else bool(session_limits),
+            pacing=bool(pacing),
+            rate_limits=_manual_limits(
+                messages=messages_rate_limit,
+                telemetry_messages=telemetry_rate_limit,
+                telemetry_data_points=telemetry_dp_rate_limit,
+                max_payload_size=max_payload_size,
+                **getattr(self, "_gateway_limits", {}),
+            ),
         )
         self._rpc_handler: Optional[Callable[[str, Any], Any]] = None
         self._subscriptions: dict = {}
@@ -229,6 +281,10 @@ class TBDeviceMqttClient:
         self._rpc_callbacks: dict = {}
 
     # ---- state -----------------------------------------------------------------------------
+
+    def is_connected(self) -> bool:
+        """tb-mqtt-client's spelling of ``connected``."""
+        return self.connected
 
     @property
     def connected(self) -> bool:
@@ -488,8 +544,9 @@ class TBDeviceMqttClient:
         if isinstance(data, dict) and FW_TITLE_ATTR in data:
             self._firmware_offer = {k: v for k, v in data.items() if k.startswith("fw_")}
 
-    # A gateway session (tb_gateway_mqtt.TBGatewayMqttClient) sets this.
+    # A gateway session (tb_gateway_mqtt.TBGatewayMqttClient) sets these.
     _GATEWAY = False
+    _ASK_LIMITS = False
 
     def _gateway_event(self, ev: tuple) -> None:
         log.debug("gateway event on a device session: %r", ev[0])

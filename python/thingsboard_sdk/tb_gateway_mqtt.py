@@ -33,10 +33,15 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         gateway: accepted for tb-mqtt-client compatibility; unused.
         quality_of_service: QoS of the gateway's own messages (0 or 1).
         client_id: MQTT client id (derived from the token when empty).
+        device_messages_rate_limit, device_telemetry_rate_limit,
+            device_telemetry_dp_rate_limit: limits of everything the gateway relays for its
+            sub-devices (the server's ``gatewayRateLimits``), set by hand;
+            ``messages_rate_limit`` & co. limit the gateway's own traffic.
         **kwargs: the keyword-only host extras of ``TBDeviceMqttClient``.
     """
 
     _GATEWAY = True
+    _ASK_LIMITS = True
 
     def __init__(
         self,
@@ -47,8 +52,23 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         gateway: Any = None,
         quality_of_service: int = 1,
         client_id: str = "",
+        device_messages_rate_limit: Optional[str] = None,
+        device_telemetry_rate_limit: Optional[str] = None,
+        device_telemetry_dp_rate_limit: Optional[str] = None,
         **kwargs: Any,
     ) -> None:
+        # Read by TBDeviceMqttClient.__init__: limits of what the gateway relays.
+        self._gateway_limits = {
+            "gateway_messages": device_messages_rate_limit,
+            "gateway_telemetry_messages": device_telemetry_rate_limit,
+            "gateway_telemetry_data_points": device_telemetry_dp_rate_limit,
+        }
+        for legacy, new in (
+            ("rate_limit", "messages_rate_limit"),
+            ("dp_rate_limit", "telemetry_dp_rate_limit"),
+        ):
+            if legacy in kwargs:
+                kwargs.setdefault(new, kwargs.pop(legacy))
         super().__init__(
             host,
             port,

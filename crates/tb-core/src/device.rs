@@ -789,6 +789,11 @@ impl Device {
     pub fn handle_timeout(&mut self, now: Millis) {
         if crate::LIMITS {
             self.limits_timeout(now);
+            // Set again by the next poll_transmit if the head still has to wait; a stale one
+            // would make the host wake at once, over and over.
+            if self.paced_until.is_some_and(|t| t <= now) {
+                self.paced_until = None;
+            }
         }
         if crate::GATEWAY {
             self.gw.handle_timeout(now);
