@@ -74,6 +74,7 @@ def test_a_raw_client_at_5x_the_limit_is_disconnected(limited):
             c.publish("v1/devices/me/telemetry", json.dumps({"i": i}), qos=1)
         assert closed.wait(10), "the server never closed the raw client"
     finally:
+        c.disconnect()
         c.loop_stop()
     assert _disconnects(server, "paced") != []
 

@@ -70,6 +70,26 @@ def devserver_args(p: argparse.ArgumentParser) -> None:
         f"{DEMO_DEVICE_NAME!r} with token {DEMO_DEVICE_TOKEN} is created",
     )
     p.add_argument(
+        "--gateway",
+        action="append",
+        default=[],
+        metavar="NAME[:TOKEN]",
+        help="add a gateway device (repeatable; a token is made when none is given): it may "
+        "use the Gateway API (v1/gateway/*), and the sub-devices it names are created",
+    )
+    p.add_argument(
+        "--rate-limits",
+        metavar="LIMITS",
+        help='ThingsBoard rate limits as "messages;telemetry;datapoints", each '
+        '"capacity:seconds,..." or empty (e.g. ";100:1,3000:60;"): enforced per device '
+        "and reported by getSessionLimits",
+    )
+    p.add_argument(
+        "--gateway-rate-limits",
+        metavar="LIMITS",
+        help="the same for what each gateway relays for its sub-devices (gatewayRateLimits)",
+    )
+    p.add_argument(
         "--provision",
         action="append",
         default=[],
@@ -192,11 +212,36 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Stop()
 
 
+def _gateway_spec(text: str) -> tuple[str, str]:
+    """``NAME`` or ``NAME:TOKEN`` of ``--gateway``; a token is made when none is given."""
+    import secrets
+
+    name, sep, token = text.rpartition(":")
+    if not sep or not name:
+        name, token = text, ""
+    return name, token or secrets.token_urlsafe(15)
+
+
+def _limit_options(args: argparse.Namespace) -> dict:
+    """DevServer options from ``--rate-limits`` and ``--gateway-rate-limits``."""
+    out: dict = {}
+    for arg, prefix in ((args.rate_limits, ""), (args.gateway_rate_limits, "gateway_")):
+        if not arg:
+            continue
+        parts = (arg.split(";") + ["", "", ""])[:3]
+        names = ("rate_limits", "telemetry_rate_limits", "telemetry_data_point_rate_limits")
+        for name, value in zip(names, parts):
+            if value.strip():
+                out[prefix + name] = value.strip()
+    return out
+
+
 def cmd_devserver(args: argparse.Namespace) -> int:
     """Runs the dev server until Ctrl-C (or SIGTERM)."""
     from .devserver import DevServer
 
-    devices = args.device or [(DEMO_DEVICE_NAME, DEMO_DEVICE_TOKEN)]
+    devices = args.device or ([] if args.gateway else [(DEMO_DEVICE_NAME, DEMO_DEVICE_TOKEN)])
+    gateways = [_gateway_spec(g) for g in args.gateway]
     try:
         firmware = _read_firmware(args.firmware, devices)
     except ValueError as exc:
@@ -226,6 +271,7 @@ def cmd_devserver(args: argparse.Namespace) -> int:
                 data=args.data,
                 admin=_devserver_http.admin_of(args),
                 **tls,
+                **_limit_options(args),
             ),
             args.http_port,
         )
@@ -258,6 +304,9 @@ def cmd_devserver(args: argparse.Namespace) -> int:
             if server.tls_files and X509_DEVICE_NAME not in known:
                 with open(server.tls_files["device_cert"], encoding="ascii") as f:
                     server.add_device(X509_DEVICE_NAME, cert_pem=f.read())
+            for name, token in gateways:
+                if name not in known:
+                    server.add_device(name, token, gateway=True)
             for key, secret in args.provision:
                 server.add_provision_profile(key, secret)
             for name, image, fw in firmware:
@@ -265,7 +314,7 @@ def cmd_devserver(args: argparse.Namespace) -> int:
         except ValueError as exc:
             _err(f"error: {exc}")
             return EXIT_USAGE
-        _serve(server, stream, devices, args, http_note)
+        _serve(server, stream, devices + gateways, args, http_note)
     except (KeyboardInterrupt, _Stop):
         pass
     finally:
@@ -298,7 +347,7 @@ def _serve(
             f"firmware for token {fw.token}: {fw.title} {fw.version} from {fw.path} "
             f"({fw.algorithm} {fw.checksum})"
         )
-    if not args.device:
+    if not args.device and not args.gateway:
         pub = f"mosquitto_pub -h {server.host} -p {server.port} -u {DEMO_DEVICE_TOKEN}"
         _out(f"try: {pub} -t v1/devices/me/telemetry -m '{{\"temperature\":25}}'")
     if server.tls_port is not None:

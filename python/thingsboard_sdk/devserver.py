@@ -293,7 +293,9 @@ class DevServer:
             ``send_puback_on_validation_failure`` (False), ``max_telemetry_per_device``
             (10,000), ``rate_limits``/``telemetry_rate_limits``/
             ``telemetry_data_point_rate_limits`` (``"capacity:seconds,..."`` or None),
-            ``worker_threads`` (1).
+            ``gateway_rate_limits``/``gateway_telemetry_rate_limits``/
+            ``gateway_telemetry_data_point_rate_limits`` (what each gateway relays for its
+            sub-devices, reported as ``gatewayRateLimits``), ``worker_threads`` (1).
         data: a folder (created if missing) for a persistent store: devices, credentials,
             attributes, telemetry, RPC records, claims, provisioning profiles and firmware
             are kept in a SQLite database there and come back when a server starts again on

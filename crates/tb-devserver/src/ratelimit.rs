@@ -47,7 +47,7 @@ impl RateLimitSpec {
 /// Parsed limits of the server.
 pub(crate) struct Limits {
     pub(crate) device: [Option<RateLimitSpec>; 3],
-    #[allow(dead_code)] // Reported only; gateway traffic is not served yet.
+    /// `gatewayRateLimits`: what a gateway relays for its sub-devices.
     pub(crate) gateway: [Option<RateLimitSpec>; 3],
 }
 

@@ -17,10 +17,12 @@ use tokio::sync::watch;
 use crate::config::Config;
 use crate::events::EventHub;
 use crate::features::rpc::ClientRpcHandler;
+use crate::json::write_json_string;
 use crate::log::LogHub;
 use crate::ratelimit::Limits;
 use crate::store::sqlite::Persistence;
 use crate::store::{Durability, Store};
+use crate::topics::{ATTRIBUTES_TOPIC, GW_ATTRIBUTES, GW_RPC, RPC_REQUEST_PREFIX};
 
 /// Commands from other tasks and threads to a session task.
 #[derive(Debug)]
@@ -44,11 +46,24 @@ pub(crate) struct SessionLink {
     pub(crate) tx: UnboundedSender<SessionCmd>,
     pub(crate) attr_sub: bool,
     pub(crate) rpc_sub: bool,
+    /// `Some(name)` when this is a sub-device session opened by a gateway: `tx` is the
+    /// gateway's connection, and what the device API would publish goes out on the gateway
+    /// topics instead (thingsboard-gateway.md A.7, A.9).
+    pub(crate) via_gateway: Option<String>,
 }
 
 impl SessionLink {
     /// Queues a publish on the session; `false` if the session task is gone.
     pub(crate) fn publish(&self, topic: String, payload: Bytes, rpc: Option<u32>) -> bool {
+        let (topic, payload, rpc) = match &self.via_gateway {
+            None => (topic, payload, rpc),
+            Some(device) => match gateway_form(device, &topic, &payload) {
+                // The gateway's PUBACK is not tracked for sub-device RPCs (A.9).
+                Some((topic, payload)) => (topic, payload, None),
+                // Nothing else reaches a sub-device through its gateway.
+                None => return true,
+            },
+        };
         self.tx
             .send(SessionCmd::Publish {
                 topic,
@@ -58,8 +73,12 @@ impl SessionLink {
             .is_ok()
     }
 
-    /// Asks the session to close (MQTT 5: DISCONNECT `code`).
+    /// Asks the session to close (MQTT 5: DISCONNECT `code`). A sub-device session is only
+    /// forgotten: closing it must not close its gateway's connection (A.10).
     pub(crate) fn close(&self, reason: &str, code: u8) -> bool {
+        if self.via_gateway.is_some() {
+            return true;
+        }
         self.tx
             .send(SessionCmd::Close {
                 reason: reason.into(),
@@ -67,6 +86,33 @@ impl SessionLink {
             })
             .is_ok()
     }
+}
+
+/// A device-API push rewritten for a gateway: attribute changes as
+/// `{"device","data"}` on `v1/gateway/attributes`, a server RPC as
+/// `{"device","data":{"id",...}}` on `v1/gateway/rpc`.
+fn gateway_form(device: &str, topic: &str, payload: &[u8]) -> Option<(String, Bytes)> {
+    let mut out = String::from("{\"device\":");
+    write_json_string(&mut out, device);
+    out.push_str(",\"data\":");
+    let body = std::str::from_utf8(payload).ok()?;
+    let topic = if topic == ATTRIBUTES_TOPIC {
+        out.push_str(body);
+        GW_ATTRIBUTES
+    } else {
+        let id = topic.strip_prefix(RPC_REQUEST_PREFIX)?;
+        // The server's own `{"method":..,"params":..}`, with the id in front.
+        let rest = body.strip_prefix('{')?;
+        out.push_str("{\"id\":");
+        out.push_str(id);
+        if rest != "}" {
+            out.push(',');
+        }
+        out.push_str(rest);
+        GW_RPC
+    };
+    out.push('}');
+    Some((topic.to_string(), Bytes::from(out)))
 }
 
 /// What the lock guards: the store and the live sessions by device name.

@@ -11,6 +11,15 @@ pub(crate) const RPC_RESPONSE_PREFIX: &str = "v1/devices/me/rpc/response/";
 pub(crate) const RPC_SUBSCRIBE_FILTER: &str = "v1/devices/me/rpc/request/+";
 pub(crate) const CLAIM_TOPIC: &str = "v1/devices/me/claim";
 pub(crate) const GATEWAY_PREFIX: &str = "v1/gateway";
+/// Gateway API topics (thingsboard-gateway.md A.2).
+pub(crate) const GW_CONNECT: &str = "v1/gateway/connect";
+pub(crate) const GW_DISCONNECT: &str = "v1/gateway/disconnect";
+pub(crate) const GW_TELEMETRY: &str = "v1/gateway/telemetry";
+pub(crate) const GW_ATTRIBUTES: &str = "v1/gateway/attributes";
+pub(crate) const GW_ATTR_REQUEST: &str = "v1/gateway/attributes/request";
+pub(crate) const GW_ATTR_RESPONSE: &str = "v1/gateway/attributes/response";
+pub(crate) const GW_RPC: &str = "v1/gateway/rpc";
+pub(crate) const GW_CLAIM: &str = "v1/gateway/claim";
 pub(crate) const FW_REQUEST_PREFIX: &str = "v2/fw/request/";
 pub(crate) const SW_REQUEST_PREFIX: &str = "v2/sw/request/";
 pub(crate) const FW_ERROR_TOPIC: &str = "v2/fw/error";

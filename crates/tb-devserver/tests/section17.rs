@@ -1052,9 +1052,10 @@ fn item40_generated_token_and_mqtt_basic_credentials() {
 
 #[test]
 fn item45_rate_limit_closes_without_puback() {
+    // Uploads count against telemetry messages (thingsboard-gateway.md A.11).
     let s = server_with(Config {
         rate_limits: RateLimits {
-            messages: Some("2:60".into()),
+            telemetry_messages: Some("2:60".into()),
             ..RateLimits::default()
         },
         ..Config::default()

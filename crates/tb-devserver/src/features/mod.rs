@@ -7,6 +7,7 @@ pub(crate) mod attributes;
 pub(crate) mod claiming;
 pub(crate) mod devices;
 pub(crate) mod firmware;
+pub(crate) mod gateway;
 pub(crate) mod provisioning;
 pub(crate) mod rpc;
 pub(crate) mod telemetry;

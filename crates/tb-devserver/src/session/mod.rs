@@ -8,6 +8,7 @@
 //! [`Session::poll_transmit`] and call [`Session::transmitted`]; stop once
 //! [`Session::is_closed`], then [`Session::finish`].
 
+mod gateway;
 mod uplink;
 
 use std::collections::HashMap;
@@ -64,6 +65,9 @@ pub(crate) struct Session {
     buckets: [Option<Buckets>; 3],
     /// PEM body of the TLS client certificate, if one was presented (spec 3.3).
     client_cert: Option<String>,
+    /// The same for everything a gateway relays (`gatewayRateLimits`, shared by its
+    /// sub-devices; thingsboard-gateway.md A.11).
+    gw_buckets: [Option<Buckets>; 3],
 }
 
 impl Session {
@@ -94,6 +98,7 @@ impl Session {
             logs: Vec::new(),
             buckets: [None, None, None],
             client_cert: None,
+            gw_buckets: [None, None, None],
         }
     }
 
@@ -240,12 +245,22 @@ impl Session {
             reason: reason.clone(),
         };
         let conn_id = self.conn_id;
-        self.shared.update(|st| {
+        let gateway = self.gateway;
+        let subs = self.shared.update(|st| {
             if let Some(name) = &device {
                 devices::detach_session(st, name, conn_id);
             }
             st.store.push_event(event);
+            // A.10: the gateway's connection ends every sub-device session it opened.
+            if gateway {
+                crate::features::gateway::close_all(st, conn_id)
+            } else {
+                Vec::new()
+            }
         });
+        for name in subs {
+            self.shared.events.send(Event::Device { name });
+        }
         if let Some(name) = device {
             self.shared.events.send(Event::Device { name });
         }
@@ -429,6 +444,7 @@ impl Session {
             tx: self.tx.clone(),
             attr_sub: false,
             rpc_sub: false,
+            via_gateway: None,
         };
         let event = base(
             ConnectionEventKind::Connected,
@@ -441,6 +457,12 @@ impl Session {
         let now = Instant::now();
         let specs = &self.shared.limits.device;
         self.buckets = [
+            specs[0].as_ref().map(|s| Buckets::new(s, now)),
+            specs[1].as_ref().map(|s| Buckets::new(s, now)),
+            specs[2].as_ref().map(|s| Buckets::new(s, now)),
+        ];
+        let specs = &self.shared.limits.gateway;
+        self.gw_buckets = [
             specs[0].as_ref().map(|s| Buckets::new(s, now)),
             specs[1].as_ref().map(|s| Buckets::new(s, now)),
             specs[2].as_ref().map(|s| Buckets::new(s, now)),

@@ -65,21 +65,20 @@ impl Session {
     }
 
     /// Takes rate-limit tokens; on refusal closes the session (spec 17.45) and returns false.
+    ///
+    /// As ThingsBoard's transport counts (thingsboard-gateway.md A.11): an upload with data
+    /// points takes one telemetry message and its points; any other message one message.
     fn rate_ok(&mut self, telemetry_points: Option<usize>) -> bool {
         let now = std::time::Instant::now();
-        let mut ok = self.buckets[0]
-            .as_mut()
-            .map_or(true, |b| b.try_take(1.0, now));
-        if let Some(points) = telemetry_points {
-            ok = ok
-                && self.buckets[1]
-                    .as_mut()
-                    .map_or(true, |b| b.try_take(1.0, now));
-            ok = ok
-                && self.buckets[2]
-                    .as_mut()
-                    .map_or(true, |b| b.try_take(points as f64, now));
-        }
+        let mut take = |i: usize, n: usize| {
+            self.buckets[i]
+                .as_mut()
+                .map_or(true, |b| b.try_take(n as f64, now))
+        };
+        let ok = match telemetry_points {
+            Some(points) => take(1, 1) && take(2, points),
+            None => take(0, 1),
+        };
         if !ok {
             self.log("rate limit exceeded: closing".into());
             self.close("rate limit exceeded", 0x83);
@@ -102,10 +101,7 @@ impl Session {
         }
         if topic.starts_with(GATEWAY_PREFIX) {
             if self.gateway {
-                self.log(format!(
-                    "gateway publish on {topic} (not served): acknowledged"
-                ));
-                self.puback(pkid, qos, 0);
+                self.gateway_publish(topic, qos, pkid, &payload);
             } else {
                 // spec 2.9: ignored, no PUBACK, no close.
                 self.log(format!(
@@ -195,7 +191,7 @@ impl Session {
             Ok(v) => v,
             Err(r) => return self.rejected(pkid, qos, r),
         };
-        if !self.rate_ok(None) {
+        if !self.rate_ok(Some(values.len())) {
             return;
         }
         let name = self.device_name();
