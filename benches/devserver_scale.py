@@ -125,7 +125,7 @@ class PeakRss(threading.Thread):
 
 
 def role_server(args: argparse.Namespace) -> int:
-    """A dev server with ``--devices`` devices; prints ``READY <port> <register_s>``, runs until
+    """A dev server with ``--devices`` devices; prints ``READY <port> <register_s> <http_port>``, runs until
     stdin closes."""
     raise_nofile()
     from thingsboard_sdk.devserver import DevServer
@@ -140,7 +140,7 @@ def role_server(args: argparse.Namespace) -> int:
     for i in range(args.devices):
         server.add_device(f"scale-device-{i}", TOKEN.format(i))
     server.add_device("bench-device", SINGLE_TOKEN)
-    print(f"READY {server.port} {time.monotonic() - t0:.3f}", flush=True)
+    print(f"READY {server.port} {time.monotonic() - t0:.3f} {server.http_port}", flush=True)
     try:
         sys.stdin.read()  # the runner closes stdin to stop us
     except KeyboardInterrupt:
@@ -309,7 +309,7 @@ def spawn_role(role: str, args: argparse.Namespace, extra: list[str]) -> subproc
 
 def start_server(
     args: argparse.Namespace, devices: int, part: str
-) -> tuple[subprocess.Popen, int, float]:
+) -> tuple[subprocess.Popen, int, float, int]:
     extra = ["--devices", str(devices), "--worker-threads", str(args.worker_threads)]
     if args.max_telemetry_per_device:
         extra += ["--max-telemetry-per-device", str(args.max_telemetry_per_device)]
@@ -321,7 +321,7 @@ def start_server(
     if not line or line[0] != "READY":
         proc.kill()
         raise SystemExit(f"dev server did not start: {line}")
-    return proc, int(line[1]), float(line[2])
+    return proc, int(line[1]), float(line[2]), int(line[3])
 
 
 def stop_server(proc: subprocess.Popen) -> int | None:
@@ -337,9 +337,53 @@ def stop_server(proc: subprocess.Popen) -> int | None:
     return stored
 
 
+class Watcher:
+    """``--watch``: what the web page does while it shows the device list and one device: one
+    event stream of the REST API (every device's ``device`` events, and ``scale-device-0``'s
+    own events), read and counted in this process (standard library only)."""
+
+    def __init__(self, http_port: int) -> None:
+        import urllib.parse
+        import urllib.request
+
+        base = f"http://127.0.0.1:{http_port}"
+        body = json.dumps({"username": "tenant@thingsboard.org", "password": "tenant"})
+        req = urllib.request.Request(
+            base + "/api/auth/login", body.encode(), {"Content-Type": "application/json"}
+        )
+        token = json.load(urllib.request.urlopen(req, timeout=30))["token"]
+        q = urllib.parse.urlencode({"deviceName": "scale-device-0"})
+        req = urllib.request.Request(
+            f"{base}/api/tenant/device?{q}", headers={"X-Authorization": f"Bearer {token}"}
+        )
+        dev = json.load(urllib.request.urlopen(req, timeout=30))["id"]["id"]
+        self.counts: dict[str, dict[str, int]] = {"page": {}}
+        self.responses = []
+        for name, extra in (("page", f"&deviceId={dev}"),):
+            resp = urllib.request.urlopen(f"{base}/api/devserver/events?token={token}{extra}")
+            self.responses.append(resp)
+            threading.Thread(target=self._read, args=(resp, name), daemon=True).start()
+
+    def _read(self, resp, name: str) -> None:
+        counts = self.counts[name]
+        try:
+            for line in resp:
+                if line.startswith(b"data:"):
+                    kind = json.loads(line[5:])["type"]
+                    counts[kind] = counts.get(kind, 0) + 1
+        except (OSError, ValueError):
+            pass
+
+    def stop(self) -> dict[str, dict[str, int]]:
+        for r in self.responses:
+            r.close()
+        return {k: dict(v) for k, v in self.counts.items()}
+
+
 def part1(args: argparse.Namespace) -> dict:
     log(f"part 1: dev server with {args.devices} devices registered")
-    server, port, register_s = start_server(args, args.devices, "1")
+    server, port, register_s, http_port = start_server(args, args.devices, "1")
+    watcher = Watcher(http_port) if args.watch else None
     pid = server.pid
     peak = PeakRss(pid)
     peak.start()
@@ -377,6 +421,7 @@ def part1(args: argparse.Namespace) -> dict:
         elif kind == "RESULT":
             result = json.loads(data)
     clients.wait()
+    watched = watcher.stop() if watcher else None
     after = Sample(pid)
     peak.stop_ev.set()
     threads = proc_threads(pid)
@@ -417,6 +462,7 @@ def part1(args: argparse.Namespace) -> dict:
         "stored_points": stored,
         "reloaded_points": reloaded,
         "unexpected_packets": result["unexpected_packets"],
+        "watched_events": watched,
     }
 
 
@@ -471,7 +517,7 @@ def part2(args: argparse.Namespace, workdir: Path) -> dict:
         f"part 2: one device, {args.single_messages} QoS 1 messages, window {args.window}, "
         f"{args.repeat} runs each"
     )
-    server, port, _ = start_server(args, 0, "2")
+    server, port, _, _ = start_server(args, 0, "2")
     # mosquitto's own default in-flight window (20), as a plain broker would have it.
     mosq = Broker(workdir, broker_inflight=20)
     runs: dict[str, list[dict]] = {"devserver": [], "mosquitto": []}
@@ -540,6 +586,11 @@ def report(p1: dict | None, p2: dict | None, args: argparse.Namespace) -> str:
             f"| client process CPU (share of one core) | {p1['client_cpu_share']:.0%} |",
             f"| other load on the machine meanwhile (share of one core, +-10 %) "
             f"| {max(0.0, p1['foreign_cpu_share']):.0%} |",
+        ]
+        if p1.get("watched_events") is not None:
+            w = p1["watched_events"]
+            lines.append(f"| events to the page's stream (--watch) | {json.dumps(w['page'])} |")
+        lines += [
             "",
             f"target (<= 1 core, <= 500 MB RSS, all connected, all acknowledged, all reloaded): "
             f"{'met' if ok else 'NOT met'}",
@@ -587,6 +638,11 @@ def main() -> int:
     p.add_argument("--window", type=int, default=64, help="part 2 QoS 1 window")
     p.add_argument("--repeat", type=int, default=3, help="part 2 runs per server")
     p.add_argument("--only", choices=("1", "2"), help="run only part 1 or part 2")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="part 1 with the web page's event stream open (device list and one device)",
+    )
     p.add_argument("--role", choices=("server", "clients"), help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
