@@ -212,3 +212,32 @@ def test_a_raw_gateway_at_5x_its_relay_limit_is_disconnected():
         finally:
             c.disconnect()
             c.loop_stop()
+
+
+def test_callbacks_are_served_in_the_background_as_tb_mqtt_client_does(server, gw):
+    # A tb-mqtt-client script sets a handler and never polls: connect() started a thread.
+    gw.gw_connect_device("Bg").wait(5)
+    calls: list = []
+
+    def on_rpc(client, content):
+        calls.append(threading.current_thread().name)
+        client.gw_send_rpc_reply(content["device"], content["data"]["id"], "pong")
+
+    gw.gw_set_server_side_rpc_request_handler(on_rpc)
+    assert server.send_rpc("Bg", "ping", {}, timeout=10) == "pong"
+    assert calls == ["thingsboard-gateway-callbacks"]
+
+
+def test_with_the_callback_thread_off_polling_serves_callbacks(server):
+    token = server.add_device("GWQ", gateway=True)
+    gw = TBGatewayMqttClient(server.host, server.port, username=token, callback_thread=False)
+    assert gw.connect(timeout=10) is not None
+    try:
+        gw.gw_connect_device("Q").wait(5)
+        pushes: list = []
+        gw.gw_subscribe_to_all_attributes(pushes.append)
+        server.set_shared_attributes("Q", {"k": 1})
+        pump(gw, lambda: pushes)
+        assert pushes == [{"device": "Q", "data": {"k": 1}}]
+    finally:
+        gw.disconnect()

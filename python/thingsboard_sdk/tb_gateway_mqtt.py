@@ -4,14 +4,19 @@
 gateway script written for tb-mqtt-client runs after changing its import. It is also a
 ``TBDeviceMqttClient``: every device method works for the gateway's own traffic, with the same
 engine and guarantees (QoS 1 handles, reconnect with the connected sub-devices announced again,
-bounded queue, big uploads split). Callbacks run on the thread that calls ``check_for_msg()``,
-``wait_for_msg()`` or ``connect()``; to serve them from a background thread, run
-``client.wait_for_msg()`` in a loop on a thread of your own.
+bounded queue, big uploads split, pacing by the server's limits).
+
+Callbacks: as tb-mqtt-client users expect, ``connect()`` starts a background thread that
+serves callbacks (RPC handlers, attribute subscriptions, request callbacks) as messages arrive
+(``loop_start()``/``loop_stop()`` control it). With ``callback_thread=False`` nothing runs in
+the background and callbacks run on the thread that calls ``check_for_msg()`` or
+``wait_for_msg()``, as for ``TBDeviceMqttClient``.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Callable, Optional
 
 from . import _engine
@@ -37,6 +42,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
             device_telemetry_dp_rate_limit: limits of everything the gateway relays for its
             sub-devices (the server's ``gatewayRateLimits``), set by hand;
             ``messages_rate_limit`` & co. limit the gateway's own traffic.
+        callback_thread: serve callbacks from a background thread started by ``connect()``
+            (default True, as tb-mqtt-client); False: callbacks run in ``check_for_msg()`` /
+            ``wait_for_msg()`` on the caller's thread.
         **kwargs: the keyword-only host extras of ``TBDeviceMqttClient``.
     """
 
@@ -55,6 +63,8 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         device_messages_rate_limit: Optional[str] = None,
         device_telemetry_rate_limit: Optional[str] = None,
         device_telemetry_dp_rate_limit: Optional[str] = None,
+        *,
+        callback_thread: bool = True,
         **kwargs: Any,
     ) -> None:
         # Read by TBDeviceMqttClient.__init__: limits of what the gateway relays.
@@ -84,6 +94,123 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         self._gw_connected: set = set()
         self.devices_server_side_rpc_request_handler: Optional[Callable[..., Any]] = None
         self.device_disconnect_callback: Optional[Callable[..., Any]] = None
+        self._callback_thread = callback_thread
+        self._loop: Optional[threading.Thread] = None
+        self._loop_stop = threading.Event()
+
+    # ---- tb-mqtt-client's session calls ------------------------------------------------------
+
+    def connect(  # type: ignore[override]
+        self,
+        callback: Optional[Callable[..., Any]] = None,
+        min_reconnect_delay: float = 1,
+        timeout: float = 10,
+        tls: bool = False,
+        ca_certs: Optional[str] = None,
+        cert_file: Optional[str] = None,
+        key_file: Optional[str] = None,
+        keepalive: float = 120,
+    ) -> Optional[int]:
+        """Connects (waiting up to ``timeout`` seconds for the CONNACK) and, with
+        ``callback_thread``, starts serving callbacks in the background.
+
+        tb-mqtt-client's arguments are accepted; TLS, keepalive and the reconnect delays are
+        set at construction here (host extras), so they are ignored with a warning when given.
+        ``callback(client, userdata, flags, rc)`` is called once connected (rc 0), as there.
+
+        Returns:
+            The CONNACK session-present flag, or None if the connection failed.
+        """
+        if tls or ca_certs or cert_file or key_file:
+            log.warning("connect(): TLS is set at construction (tls=, ca_certs=, ...); ignored")
+        present = super().connect(timeout=timeout)
+        if present is not None:
+            if self._callback_thread:
+                self.loop_start()
+            if callback is not None:
+                self._call(callback, self, None, {"session present": present}, 0)
+        return present
+
+    def disconnect(self) -> None:
+        """Stops the callback thread, flushes (bounded) and disconnects."""
+        self.loop_stop()
+        super().disconnect()
+
+    def stop(self) -> None:
+        """tb-mqtt-client's ``stop()``: the same as ``disconnect()``."""
+        self.disconnect()
+
+    def loop_start(self) -> None:
+        """Serves callbacks from a background daemon thread until ``loop_stop()``."""
+        if self._loop is not None and self._loop.is_alive():
+            return
+        self._loop_stop.clear()
+        self._loop = threading.Thread(
+            target=self._serve, name="thingsboard-gateway-callbacks", daemon=True
+        )
+        self._loop.start()
+
+    def loop_stop(self) -> None:
+        """Stops the background callback thread (waits for a callback under way)."""
+        self._loop_stop.set()
+        loop, self._loop = self._loop, None
+        if loop is not None and loop is not threading.current_thread():
+            loop.join(5)
+
+    def _serve(self) -> None:
+        while not self._loop_stop.is_set():
+            try:
+                self.wait_for_msg(timeout=0.2)
+            except OSError:
+                # Down: the engine reconnects by itself; try again shortly.
+                self._loop_stop.wait(0.2)
+            except Exception:
+                log.exception("callback thread: unexpected error; going on")
+
+    def send_telemetry(  # type: ignore[override]
+        self, telemetry: Any, quality_of_service: Optional[int] = None, timeout: Any = None
+    ) -> Any:
+        """The gateway's own telemetry (``quality_of_service`` is the session's here)."""
+        return super().send_telemetry(telemetry)
+
+    def send_attributes(  # type: ignore[override]
+        self, attributes: dict, quality_of_service: Optional[int] = None, timeout: Any = None
+    ) -> Any:
+        """The gateway's own client attributes."""
+        return super().send_attributes(attributes)
+
+    def send_rpc_reply(  # type: ignore[override]
+        self,
+        req_id: Any,
+        resp: Any,
+        quality_of_service: Optional[int] = None,
+        wait_for_publish: bool = False,
+    ) -> Any:
+        """Replies to an RPC to the gateway itself."""
+        handle = super().send_rpc_reply(req_id, resp)
+        if wait_for_publish:
+            handle.wait(10)
+        return handle
+
+    def claim(self, secret_key: Optional[str], duration: int = 30000) -> Any:
+        """tb-mqtt-client's ``claim()`` for the gateway itself."""
+        return self.claim_device(secret_key, duration)
+
+    def request_service_configuration(self, callback: Callable[..., Any]) -> int:
+        """Asks ``getSessionLimits`` and passes the answer to ``callback(id, response, exc)``."""
+        return self.send_rpc_call("getSessionLimits", {"timeout": 5000}, callback)
+
+    def max_inflight_messages_set(self, inflight: int) -> None:
+        """Accepted for compatibility; the window is the ``max_inflight`` host extra."""
+        log.debug("max_inflight_messages_set(%r): set max_inflight= at construction", inflight)
+
+    def max_queued_messages_set(self, queue_size: int) -> None:
+        """Accepted for compatibility; the bound is the ``max_queued_messages`` host extra."""
+        log.debug("max_queued_messages_set(%r): set max_queued_messages= instead", queue_size)
+
+    def reconnect_delay_set(self, min_delay: float = 1, max_delay: float = 120) -> None:
+        """Accepted for compatibility; see the ``reconnect_*_delay`` host extras."""
+        log.debug("reconnect_delay_set(%r, %r): set at construction", min_delay, max_delay)
 
     # ---- sub-device sessions -----------------------------------------------------------------
 
