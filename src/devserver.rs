@@ -733,7 +733,7 @@ impl DevServer {
         let dl = deadline(timeout, "timeout")?;
         loop {
             let s = slice(dl);
-            if py.detach(|| self.handle.sync(s)) {
+            if crate::detach_wait(py, || self.handle.sync(s)) {
                 return Ok(true);
             }
             if dl.is_some_and(|d| Instant::now() >= d) {
@@ -755,7 +755,7 @@ impl DevServer {
         let dl = deadline(timeout, "timeout")?;
         loop {
             let s = slice(dl);
-            let g = py.detach(|| self.handle.wait_for_change(seen, s));
+            let g = crate::detach_wait(py, || self.handle.wait_for_change(seen, s));
             if g != seen || dl.is_some_and(|d| Instant::now() >= d) {
                 return Ok(g);
             }
@@ -822,7 +822,7 @@ impl RpcCall {
         loop {
             let s = slice(dl);
             let call = &self.call;
-            match py.detach(|| call.wait(s)) {
+            match crate::detach_wait(py, || call.wait(s)) {
                 Some(RpcOutcome::Reply(r)) => return Ok(Some(r)),
                 Some(RpcOutcome::Expired) => {
                     return Err(PyTimeoutError::new_err(format!(
@@ -862,7 +862,7 @@ impl LogStream {
         loop {
             let s = slice(dl);
             let rx = &self.rx;
-            if let Some(line) = py.detach(|| rx.lock().recv_timeout(s)) {
+            if let Some(line) = crate::detach_wait(py, || rx.lock().recv_timeout(s)) {
                 return Ok(Some(line));
             }
             if self.stopped.load(Ordering::SeqCst) {

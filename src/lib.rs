@@ -73,6 +73,29 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
+/// `py.detach(f)` for the waits of user threads (`wait_for_msg`, `flush`, RPC waits, ...).
+///
+/// Design: a daemon thread still waiting when the interpreter exits must not take the GIL
+/// again. CPython before 3.14 ends such a thread with `pthread_exit`, whose forced unwind
+/// through pyo3's frames aborts the whole process ("FATAL: exception not rethrown", exit code
+/// 134). Once the atexit hook has run (`PYTHON_ALIVE` false) the waiting thread parks instead,
+/// holding no lock; the process exit ends it.
+pub(crate) fn detach_wait<T, F>(py: Python<'_>, f: F) -> T
+where
+    T: Send,
+    F: FnOnce() -> T + Send,
+{
+    py.detach(|| {
+        let out = f();
+        if !PYTHON_ALIVE.load(Ordering::SeqCst) {
+            loop {
+                std::thread::park();
+            }
+        }
+        out
+    })
+}
+
 /// Registered with `atexit`: warns about unacknowledged messages, then stops log records from
 /// reaching Python and lets the ones under way finish (GIL released, at most a second).
 #[pyfunction]

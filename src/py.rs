@@ -46,7 +46,9 @@ where
     F: FnMut(&mut client::State) -> bool + Send,
 {
     loop {
-        let ok = py.detach(|| client::wait_slice(shared, want, deadline, SIGNAL_SLICE, &mut done));
+        let ok = crate::detach_wait(py, || {
+            client::wait_slice(shared, want, deadline, SIGNAL_SLICE, &mut done)
+        });
         if ok {
             return Ok(true);
         }
@@ -701,7 +703,7 @@ impl Client {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                let got = py.detach(|| {
+                let got = crate::detach_wait(py, || {
                     client::wait_slice(&self.shared, Want::Events, until, SIGNAL_SLICE, |st| {
                         drain_events(&self.shared, st, &mut taken, max)
                     })
@@ -801,7 +803,7 @@ impl HubHandle {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Vec<u64>> {
         let dl = deadline(timeout, "timeout")?;
         loop {
-            let keys = py.detach(|| self.inner.wait(dl, SIGNAL_SLICE));
+            let keys = crate::detach_wait(py, || self.inner.wait(dl, SIGNAL_SLICE));
             if !keys.is_empty() {
                 return Ok(keys);
             }
