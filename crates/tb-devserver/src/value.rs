@@ -202,7 +202,17 @@ impl Decimal {
         i64::try_from(v).ok()
     }
 
-    fn to_plain_string(&self) -> String {
+    /// `BigDecimal.toPlainString()`, or `None` when it would be longer than
+    /// [`MAX_PLAIN_LEN`]: `1e2000000000` is 20 bytes on the wire and 2 GB written out.
+    fn to_plain_string(&self) -> Option<String> {
+        let len = if self.scale <= 0 {
+            (self.digits.len() as u64).saturating_add(self.scale.unsigned_abs())
+        } else {
+            (self.digits.len() as u64).max(self.scale as u64 + 1) + 1
+        };
+        if len > MAX_PLAIN_LEN {
+            return None;
+        }
         let mut out = String::new();
         if self.digits.is_empty() {
             out.push('0');
@@ -210,7 +220,7 @@ impl Decimal {
                 out.push('.');
                 out.push_str(&"0".repeat(self.scale as usize));
             }
-            return out;
+            return Some(out);
         }
         if self.negative {
             out.push('-');
@@ -234,9 +244,14 @@ impl Decimal {
             out.push('.');
             out.push_str(&padded[split..]);
         }
-        out
+        Some(out)
     }
 }
+
+/// Longest number the typing writes out as a string (the default `max_payload_size`); a
+/// longer one is refused as an unchecked error instead of allocating its text (found by the
+/// `json` fuzz target: `{"v":1e1478690889}` asked for 1.4 GB).
+const MAX_PLAIN_LEN: u64 = 65_536;
 
 /// `JsonConverter.buildNumericKeyValueProto`.
 fn numeric(text: &str, type_cast: bool) -> Result<TbValue, String> {
@@ -245,7 +260,7 @@ fn numeric(text: &str, type_cast: bool) -> Result<TbValue, String> {
     if bd.stripped_scale() <= 0 && !simple_double {
         match bd.long_exact() {
             Some(v) => Ok(TbValue::Long(v)),
-            None if type_cast => Ok(TbValue::String(bd.to_plain_string())),
+            None if type_cast => plain(&bd, text),
             None => Err("Big integer values are not supported!".into()),
         }
     } else if bd.scale <= 16 {
@@ -254,10 +269,18 @@ fn numeric(text: &str, type_cast: bool) -> Result<TbValue, String> {
             .map_err(|_| format!("cannot parse number {text}"))?;
         Ok(TbValue::Double(d))
     } else if type_cast {
-        Ok(TbValue::String(bd.to_plain_string()))
+        plain(&bd, text)
     } else {
         Err("Big integer values are not supported!".into())
     }
+}
+
+/// A number kept as its plain text, unless that text is too long (see [`MAX_PLAIN_LEN`]).
+fn plain(bd: &Decimal, text: &str) -> Result<TbValue, String> {
+    bd.to_plain_string().map(TbValue::String).ok_or_else(|| {
+        let shown: String = text.chars().take(40).collect();
+        format!("number {shown} is too large to write out")
+    })
 }
 
 #[cfg(test)]
@@ -299,6 +322,29 @@ mod tests {
             TbValue::String("0.12345678901234567".into())
         );
         assert_eq!(one("1e20"), TbValue::String("100000000000000000000".into()));
+    }
+
+    /// Regression (fuzz target `json`): a 20-byte number must not be written out as 1.4 GB.
+    #[test]
+    fn huge_exponents_are_refused_not_written_out() {
+        for n in ["1e1478690889", "-9e2000000000", "1e-70000", "1e65537"] {
+            let JVal::Obj(m) = parse_lenient(&format!("{{\"v\":{n}}}")).unwrap() else {
+                panic!("not an object")
+            };
+            let opts = TypingOptions {
+                type_cast: true,
+                max_string_len: 0,
+            };
+            match type_object(&m, opts) {
+                Err(PayloadError::Unchecked(msg)) => assert!(msg.contains("too large"), "{msg}"),
+                other => panic!("{n}: {other:?}"),
+            }
+        }
+        // Long but bounded numbers are still written out, as ThingsBoard does.
+        let TbValue::String(s) = one("1e1000") else {
+            panic!("not a string")
+        };
+        assert_eq!(s.len(), 1001);
     }
 
     #[test]
