@@ -70,6 +70,10 @@ mod features;
 mod shared;
 mod store;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod certs;
 mod checksum;
 mod codec;

@@ -156,13 +156,38 @@ pub struct Pub {
 pub struct Client {
     pub stream: TcpStream,
     pub v5: bool,
+    /// Every byte sent, for the fuzz seeds (see `Drop`).
+    sent: Vec<u8>,
+}
+
+/// With `TB_DEVSERVER_FUZZ_SEEDS=DIR`, each client writes the bytes it sent to
+/// `DIR/<hash>` when dropped: the conformance cases become the seed corpus of the
+/// `session` fuzz target (crates/tb-devserver/fuzz/seeds.sh).
+impl Drop for Client {
+    fn drop(&mut self) {
+        let Some(dir) = std::env::var_os("TB_DEVSERVER_FUZZ_SEEDS") else {
+            return;
+        };
+        if self.sent.is_empty() {
+            return;
+        }
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.sent.hash(&mut h);
+        let path = std::path::Path::new(&dir).join(format!("{:016x}", h.finish()));
+        let _ = std::fs::write(path, &self.sent);
+    }
 }
 
 impl Client {
     pub fn open(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
         stream.set_nodelay(true).unwrap();
-        Client { stream, v5: false }
+        Client {
+            stream,
+            v5: false,
+            sent: Vec::new(),
+        }
     }
 
     /// Connects with the test token and checks CONNACK 0.
@@ -178,6 +203,7 @@ impl Client {
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
+        self.sent.extend_from_slice(bytes);
         self.stream.write_all(bytes).unwrap();
     }
 
