@@ -47,7 +47,11 @@ def test_aio_modules_pass_mypy_strict() -> None:
         # Only the asyncio modules are held to --strict here: the modules they import are
         # checked as what they are (follow-imports=silent reports nothing inside them).
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--follow-imports=silent"]
-        + ["thingsboard_sdk/aio.py", "thingsboard_sdk/_aio_loop.py"],
+        + [
+            "thingsboard_sdk/aio.py",
+            "thingsboard_sdk/_aio_loop.py",
+            "thingsboard_sdk/_aio_gateway.py",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
