@@ -125,8 +125,9 @@ class PeakRss(threading.Thread):
 
 
 def role_server(args: argparse.Namespace) -> int:
-    """A dev server with ``--devices`` devices; prints ``READY <port> <register_s> <http_port>``, runs until
-    stdin closes."""
+    """A dev server with ``--devices`` devices; runs until stdin closes.
+
+    Prints ``READY <port> <register_s> <http_port>`` once it listens."""
     raise_nofile()
     from thingsboard_sdk.devserver import DevServer
 
