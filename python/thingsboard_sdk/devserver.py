@@ -302,7 +302,7 @@ class DevServer:
             the same folder. None (the default): everything is in memory only. With it, a
             device's PUBACK (and every other answer) waits until what it sent is committed,
             so what a device saw acknowledged survives even ``kill -9`` of the process (not
-            a power cut: the database is not synced to the disk at every commit).
+            an OS crash or a power cut: the database is never synced to the disk).
         tls_cert, tls_key: PEM files of the server certificate (chain) and its private key:
             an MQTTS listener is added on ``tls_port`` (0, the default: a free one, see
             :attr:`tls_port`). Devices may authenticate there with a client certificate
