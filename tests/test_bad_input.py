@@ -106,3 +106,55 @@ def test_bad_input_then_good_input_still_works(client, tb_peer):
     mark = tb_peer.mark()
     client.send_telemetry({"good": 1})
     assert tb_peer.wait_for("v1/devices/me/telemetry", since=mark).payload == b'{"good":1}'
+
+
+NOT_CALLABLE = [
+    pytest.param(lambda c: c.request_attributes(client_keys=["a"], callback=5), id="attr-request"),
+    pytest.param(lambda c: c.send_rpc_call("getTime", {}, "cb"), id="rpc-call"),
+    pytest.param(lambda c: c.set_server_side_rpc_request_handler(5), id="rpc-handler"),
+    pytest.param(lambda c: c.subscribe_to_attribute("a", 5), id="subscribe"),
+    pytest.param(lambda c: c.subscribe_to_all_attributes(None), id="subscribe-all-none"),
+]
+
+
+@pytest.mark.parametrize("call", NOT_CALLABLE)
+def test_callback_that_cannot_be_called_is_refused_at_once(client, tb_peer, call):
+    # Found by trying: a non-callable was stored, and a TypeError showed up in the log only
+    # when the response or update arrived, long after the line that was wrong.
+    mark = tb_peer.mark()
+    with pytest.raises(TypeError) as info:
+        call(client)
+    assert "callable" in str(info.value)
+    assert tb_peer.barrier(client)[mark:] == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"request_timeout": float("nan")}, "request_timeout"),
+        ({"request_timeout": float("inf")}, "request_timeout"),
+        ({"access_token": 123}, "access_token"),
+        ({"host": None}, "host"),
+    ],
+)
+def test_bad_constructor_argument_names_itself(kwargs, name):
+    args = {"host": "127.0.0.1", "port": 1883, "access_token": "t", **kwargs}
+    with pytest.raises((TypeError, ValueError)) as info:
+        TBDeviceMqttClient(**args)
+    assert name in str(info.value)
+
+
+def test_wait_for_msg_nan_timeout_is_refused_not_endless(client):
+    # NaN compared false with everything, so the wait never ended.
+    with pytest.raises(ValueError, match="timeout"):
+        client.wait_for_msg(timeout=float("nan"))
+    with pytest.raises(TypeError, match="timeout"):
+        client.wait_for_msg(timeout="1")
+    assert client.wait_for_msg(timeout=-1) is False
+
+
+def test_claim_duration_too_big_names_itself(client, tb_peer):
+    mark = tb_peer.mark()
+    with pytest.raises(ValueError, match="duration_ms"):
+        client.claim_device("k", duration_ms=2**70)
+    assert tb_peer.barrier(client)[mark:] == []

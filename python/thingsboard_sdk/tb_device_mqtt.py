@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import math
 import os
 import time
 import uuid
@@ -103,6 +104,29 @@ def _manual_limits(**given: Any) -> Optional[dict]:
     ):
         limits.setdefault(key, None)
     return limits
+
+
+def _check_callback(name: str, cb: Any, *, optional: bool = True) -> None:
+    """Refuses a callback that cannot be called now, not when a message arrives later.
+
+    Accepts the reference's ``(function, extra)`` pair as well.
+    """
+    if cb is None and optional:
+        return
+    if isinstance(cb, tuple) and len(cb) == 2 and callable(cb[0]):
+        return
+    if not callable(cb):
+        raise TypeError(f"{name} must be callable, got {cb!r}")
+
+
+def _check_timeout(name: str, value: Any) -> float:
+    """A number of seconds that is not NaN (which would wait forever), or a clear exception
+    naming it. A negative one means "do not wait", as ``deadline - now`` may well give."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    return float(value)
 
 
 class TBDeviceMqttClient:
@@ -204,7 +228,19 @@ class TBDeviceMqttClient:
             port = int(port)
         if isinstance(port, bool) or not isinstance(port, int):
             raise ValueError(f"port must be an int, got {port!r}")
-        if not isinstance(request_timeout, (int, float)) or request_timeout <= 0:
+        if isinstance(host, (bytes, bytearray)):
+            host = host.decode()
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {host!r}")
+        for name, value in (("access_token", access_token), ("username", username)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {value!r}")
+        if (
+            isinstance(request_timeout, bool)
+            or not isinstance(request_timeout, (int, float))
+            or not math.isfinite(request_timeout)
+            or request_timeout <= 0
+        ):
             raise ValueError(f"request_timeout must be a positive number, got {request_timeout!r}")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 0:
             raise ValueError(f"chunk_size must be an int >= 0 (bytes), got {chunk_size!r}")
@@ -353,7 +389,9 @@ class TBDeviceMqttClient:
         if secret_key is not None and not isinstance(secret_key, str):
             raise TypeError(f"secret_key must be a str, got {secret_key!r}")
         if duration_ms is not None and (
-            isinstance(duration_ms, bool) or not isinstance(duration_ms, int) or duration_ms < 0
+            isinstance(duration_ms, bool)
+            or not isinstance(duration_ms, int)
+            or not 0 <= duration_ms < 2**63
         ):
             raise ValueError(f"duration_ms must be a non-negative int, got {duration_ms!r}")
         return self._engine.claim_device(secret_key, duration_ms)
@@ -384,6 +422,7 @@ class TBDeviceMqttClient:
         Returns:
             The request id (host extra).
         """
+        _check_callback("callback", callback)
         t = self._request_timeout if timeout is None else float(timeout)
         rid = self._engine.request_attributes(
             _keys(client_keys, "client_keys"), _keys(shared_keys, "shared_keys"), t
@@ -408,6 +447,7 @@ class TBDeviceMqttClient:
         """
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, got {method!r}")
+        _check_callback("callback", callback)
         t = self._request_timeout if timeout is None else float(timeout)
         rid = self._engine.send_rpc_call(method, params, t)
         self._rpc_callbacks[rid] = callback
@@ -445,6 +485,7 @@ class TBDeviceMqttClient:
 
     def set_server_side_rpc_request_handler(self, handler: Callable[[str, Any], Any]) -> None:
         """Registers ``handler(request_id: str, request_body)``; only the last one is kept."""
+        _check_callback("handler", handler)
         self._rpc_handler = handler
 
     def subscribe_to_attribute(self, key: str, callback: Callable[..., Any]) -> int:
@@ -455,6 +496,7 @@ class TBDeviceMqttClient:
         """
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, got {key!r}")
+        _check_callback("callback", callback, optional=False)
         sid = self._engine.subscribe_to_attribute(key)
         self._subscriptions[sid] = (key, callback)
         log.debug("Subscribed to %s with id %d", key, sid)
@@ -505,6 +547,8 @@ class TBDeviceMqttClient:
         Raises:
             OSError: the link is down.
         """
+        if timeout is not None:
+            timeout = _check_timeout("timeout", timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         self._sync_current_firmware()
         while True:
