@@ -102,3 +102,21 @@ def test_reconnect_announces_connected_sub_devices(gw, tb_peer, broker):
     assert again.json() == {"device": "A", "type": "t1"}
     later = [m for m in tb_peer.barrier(gw)[mark:] if m.topic == "v1/gateway/connect"]
     assert [m.json()["device"] for m in later] == ["A"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda g: g.gw_request_shared_attributes("A", ["k"], 5), id="request"),
+        pytest.param(lambda g: g.gw_subscribe_to_all_attributes(None), id="subscribe-all"),
+        pytest.param(lambda g: g.gw_subscribe_to_attribute("A", "k", "cb"), id="subscribe"),
+        pytest.param(lambda g: g.gw_set_server_side_rpc_request_handler(5), id="rpc-handler"),
+    ],
+)
+def test_gateway_callback_that_cannot_be_called_is_refused_at_once(gw, tb_peer, call):
+    # As for the device client: a non-callable failed only when a message arrived.
+    gw.gw_connect_device("A").wait(10)
+    mark = tb_peer.mark()
+    with pytest.raises(TypeError, match="callable"):
+        call(gw)
+    assert tb_peer.barrier(gw)[mark:] == []

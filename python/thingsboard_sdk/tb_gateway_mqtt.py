@@ -20,7 +20,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from . import _engine
-from .tb_device_mqtt import TBDeviceMqttClient
+from .tb_device_mqtt import TBDeviceMqttClient, _check_callback
 
 log = logging.getLogger("thingsboard_sdk.gateway")
 
@@ -257,6 +257,7 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
     # ---- attribute requests and subscriptions ------------------------------------------------
 
     def _gw_request(self, device: str, keys: Any, callback: Any, client: bool) -> int:
+        _check_callback("callback", callback)
         if isinstance(keys, str):
             keys = [keys]
         rid = self._gw.request_attributes(device, list(keys), client, self._request_timeout)
@@ -278,6 +279,7 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         """Calls ``callback({"device", "data"})`` on every shared-attribute change of
         ``device`` naming ``attribute``. Returns the subscription id, or False when the device
         was not connected with ``gw_connect_device`` (as tb-mqtt-client)."""
+        _check_callback("callback", callback, optional=False)
         if device != "*" and device not in self._gw_connected:
             log.error("Device %s is not connected", device)
             return False
@@ -306,6 +308,7 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
     def gw_set_server_side_rpc_request_handler(self, handler: Callable[..., Any]) -> None:
         """``handler(client, {"device", "data": {"id", "method", "params"}})`` for sub-device
         RPCs."""
+        _check_callback("handler", handler)
         self.devices_server_side_rpc_request_handler = handler
 
     def gw_send_rpc_reply(
