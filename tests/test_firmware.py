@@ -204,7 +204,15 @@ def test_corrupted_chunk_fails_once_without_retry(fw_client, tb_peer, tmp_path, 
     assert list(tmp_path.iterdir()) == []
     assert updates == []
     assert client.current_firmware_info["current_fw_version"] == "v0"
-    assert client.current_firmware_info["fw_state"] == "FAILED"
+    # The FAILED report is published from the firmware worker; the client's own view follows
+    # once the polling thread has taken the event.
+    pump_until(
+        client,
+        lambda: client.current_firmware_info["fw_state"] == "FAILED",
+        10,
+        "current_firmware_info fw_state FAILED",
+    )
+    assert client.current_firmware_info["current_fw_version"] == "v0"
 
 
 @pytest.mark.parametrize("title", ["../escape.bin", "/tmp/abs.bin", "sub/dir.bin", ".."])

@@ -116,6 +116,7 @@ def test_reconnect_announces_connected_sub_devices(gw, tb_peer, broker):
 def test_gateway_callback_that_cannot_be_called_is_refused_at_once(gw, tb_peer, call):
     # As for the device client: a non-callable failed only when a message arrived.
     gw.gw_connect_device("A").wait(10)
+    tb_peer.barrier(gw)  # the connect has reached the peer before the mark
     mark = tb_peer.mark()
     with pytest.raises(TypeError, match="callable"):
         call(gw)
