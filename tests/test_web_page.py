@@ -92,6 +92,11 @@ def wait(driver: Any, cond: Callable[[Any], Any], what: str, timeout: float = WA
     return WebDriverWait(driver, timeout).until(safe, f"timed out waiting for {what}")
 
 
+def click_when_settled(driver: Any, selector: str) -> None:
+    """Clicks ``selector``, finding it again if a live update re-rendered it meanwhile."""
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector).click() or True, selector)
+
+
 def by_id(driver: Any, element_id: str) -> Any:
     return driver.find_element(By.ID, element_id)
 
@@ -477,9 +482,7 @@ def test_shared_attribute_set_on_the_page_fires_the_device_callback(page, tb_dev
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, shared_row).text == "22.5", "the row")
 
     # Edit it to a JSON value, then delete it: the device hears both.
-    page.find_element(
-        By.CSS_SELECTOR, '#attributes-rows tr[data-key="targetTemp"] .attr-edit'
-    ).click()
+    click_when_settled(page, '#attributes-rows tr[data-key="targetTemp"] .attr-edit')
     assert by_id(page, "attr-key").get_attribute("value") == "targetTemp"
     Select(by_id(page, "attr-type")).select_by_value("json")
     by_id(page, "attr-value").clear()
@@ -488,9 +491,7 @@ def test_shared_attribute_set_on_the_page_fires_the_device_callback(page, tb_dev
     device.wait_until(
         lambda: {"targetTemp": {"day": 21, "night": 17}} in device.attribute_updates, "the edit"
     )
-    page.find_element(
-        By.CSS_SELECTOR, '#attributes-rows tr[data-key="targetTemp"] .attr-delete'
-    ).click()
+    click_when_settled(page, '#attributes-rows tr[data-key="targetTemp"] .attr-delete')
     device.wait_until(
         lambda: any("targetTemp" in u.get("deleted", []) for u in device.attribute_updates),
         "the deletion",
