@@ -86,4 +86,5 @@ async def test_example_runs_against_the_devserver(example: Path, tb_devserver, c
     assert "server time {'time': 1234}" in out
     assert "new target 25.0" in out
     assert "temperature" in tb_devserver.latest_telemetry("thermostat")
-    assert not tb_devserver.is_connected("thermostat")
+    # The example has disconnected; the server notes it once the DISCONNECT is read.
+    tb_devserver.wait_for(lambda: not tb_devserver.is_connected("thermostat"), 10)
