@@ -37,6 +37,7 @@ except ImportError as e:  # pragma: no cover - an environment problem, said plai
     )
 
 DEVICE = "qemu-lm3s6965"
+SUB1, SUB2, SUB2_TS = "qemu-sensor-1", "qemu-sensor-2", 1767225600000  # as in scenario.rs
 FW_TITLE, FW_VERSION, FW_SIZE = "net-demo", "1.1.0", 5000  # as in src/net/scenario.rs
 RPC_TIME = 1767225600000  # the scripted reply to the firmware's getCurrentTime
 QEMU_LIMIT_S = 240.0  # the firmware's own deadline is 150 s of its clock
@@ -152,7 +153,7 @@ class Session:
         return rc
 
 
-def run(server: DevServer, s: Session) -> None:
+def run(server: DevServer, s: Session, log: Any) -> None:
     dev = DEVICE
     # 1-2. Connect with the token and the four subscriptions; what was queued at boot.
     s.wait(lambda: s.server.is_connected(dev), "the device's MQTT session", timeout=90)
@@ -206,7 +207,50 @@ def run(server: DevServer, s: Session) -> None:
         [("setLed", "SUCCESSFUL", {"led": True})],
     )
 
-    # 5. Firmware update over the link, the link cut in the middle of the first chunk.
+    # 5. The device is a gateway: two sub-devices, created on first use, with their data.
+    s.wait(lambda: s.stage("gateway"), "stage gateway (sub-devices and their data)")
+    s.check("sub-devices created", {SUB1, SUB2} <= set(server.devices()), True)
+    s.check("sub-devices connected", [server.is_connected(d) for d in (SUB1, SUB2)], [True] * 2)
+    s.check(
+        "sub-device telemetry",
+        {k: (p.type, p.value) for k, p in server.latest_telemetry(SUB1, typed=True).items()},
+        {"temp": ("DOUBLE", 21.25), "ok": ("BOOLEAN", True)},
+    )
+    s.check(
+        "sub-device telemetry with ts",
+        [(p.ts, p.value) for p in server.telemetry(SUB2, "level")],
+        [(SUB2_TS, 3)],
+    )
+    s.check(
+        "sub-device client attributes",
+        server.client_attributes(SUB1, typed=True),
+        {"model": ("STRING", "s-1"), "channels": ("LONG", 2)},
+    )
+    s.check(
+        "sub-device claim",
+        [(c.secret_key, c.duration_ms) for c in server.claims(SUB1)],
+        [("qemu-secret", 60000)],
+    )
+    s.check(
+        "sub-device data not stored on the gateway", "temp" in server.latest_telemetry(dev), False
+    )
+    server.set_shared_attributes(SUB1, {"setpoint": 65})
+    applied = s.wait(
+        lambda: server.client_attributes(SUB1, typed=True).get("applied_setpoint"),
+        "SUB1's applied_setpoint",
+    )
+    s.check("sub-device applied_setpoint", applied, ("LONG", 65))
+    reply = server.send_rpc(SUB1, "getLevel", {"unit": "%"}, timeout=STEP_S)
+    s.check("sub-device RPC reply", reply, {"level": 3})
+    s.check(
+        "sub-device RPC record",
+        [(r.method, r.status, r.reply) for r in server.rpc_records(SUB1)],
+        [("getLevel", "SUCCESSFUL", {"level": 3})],
+    )
+    s.wait(lambda: not server.is_connected(SUB2), "SUB2 disconnected by the gateway")
+    s.check("SUB1 still connected", server.is_connected(SUB1), True)
+
+    # 6. Firmware update over the link, the link cut in the middle of the first chunk.
     image = bytes(fw_byte(i) for i in range(FW_SIZE))
     s.fault(CUT)
     checksum = server.set_firmware(dev, image, FW_TITLE, FW_VERSION, "SHA256")
@@ -229,7 +273,7 @@ def run(server: DevServer, s: Session) -> None:
     s.check("checksum the server offered", len(checksum), 64)
     s.check("connections lost during the download (the cut)", s.disconnects(), 1)
 
-    # 6. Drop the connection while two QoS 1 messages wait for PUBACKs the device will not read.
+    # 7. Drop the connection while two QoS 1 messages wait for PUBACKs the device will not read.
     s.wait(lambda: len(server.telemetry(dev, "resend")) >= 2, "both resend messages stored")
     s.check("server dropped the device", server.disconnect_device(dev), True)
     s.wait(lambda: s.stage("resent"), "stage resent after the reconnect", timeout=90)
@@ -239,11 +283,29 @@ def run(server: DevServer, s: Session) -> None:
         [1, 2, 1, 2],
     )
 
-    # 7. A silent path: the firmware's keep alive must notice and reconnect.
+    # 8. A silent path: the firmware's keep alive must notice and reconnect.
     s.fault(SILENCE)
     s.wait(lambda: s.stage("done"), "stage done after the silent path", timeout=90)
     kinds = [e.kind for e in server.connection_events(dev)]
     s.check("connection events", kinds[:7], ["connected", "disconnected"] * 3 + ["connected"])
+    # The gateway announced SUB1 again after each reconnect (the server logs each sub-device
+    # session it opens); SUB2 stayed disconnected. The log line of the last one may come after
+    # the `done` telemetry of the same connection was stored: read it as it comes.
+    opened = {"created": 0, "connected": 0}
+    deadline = time.monotonic() + STEP_S
+    while opened["connected"] < 3 and (left := deadline - time.monotonic()) > 0:
+        line = log.recv(timeout=left)
+        if line is None:
+            break
+        for what in opened:
+            opened[what] += f'sub-device "{SUB1}" {what}' in line
+    s.check(
+        "SUB1 created, then connected again by each reconnect's announcement",
+        opened,
+        {"created": 1, "connected": 3},
+    )
+    s.check("SUB1 connected at the end", server.is_connected(SUB1), True)
+    s.check("SUB2 not announced again", server.is_connected(SUB2), False)
 
 
 # Faults the relay injects on a signal from the session (see `relay`).
@@ -309,14 +371,15 @@ def main() -> int:
         print(__doc__, file=sys.stderr)
         return 2
     with DevServer() as server:
-        token = server.add_device(DEVICE)
+        token = server.add_device(DEVICE, gateway=True)
         assert token is not None
         server.set_shared_attributes(DEVICE, {"targetTemp": 21.5})
         server.set_client_rpc_reply("getCurrentTime", {"time": RPC_TIME})
         print(f"net_session: dev server on 127.0.0.1:{server.port}", flush=True)
+        log = server.log_stream()
         s = Session(server, sys.argv[1], token)
         try:
-            run(server, s)
+            run(server, s, log)
         except Failed as e:
             s.failed += 1
             print(f"net_session: FAIL {e}", flush=True)

@@ -43,6 +43,8 @@ pub enum LinkEvent {
         id: MessageId,
         /// `fw_state` in the payload, if any.
         fw_state: Option<String>,
+        /// Whether it went to `v1/gateway/connect` (a sub-device connected or announced again).
+        gateway_connect: bool,
     },
 }
 
@@ -256,6 +258,7 @@ impl Link {
                 self.events.push_back(LinkEvent::Published {
                     id: p.id,
                     fw_state: fw_state(&p.payload),
+                    gateway_connect: p.topic == tb_core::topics::GATEWAY_CONNECT,
                 });
             }
         }

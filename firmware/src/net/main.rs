@@ -33,7 +33,7 @@ use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet, SocketStorage}
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, IpCidr};
-use tb_core::{Config, Device, FirmwareConfig};
+use tb_core::{Config, Device, FirmwareConfig, Mode};
 
 #[global_allocator]
 static HEAP: heap::TrackingHeap = heap::TrackingHeap::empty();
@@ -109,6 +109,9 @@ fn main() -> ! {
     );
 
     let mut dev = Device::new(Config {
+        // A gateway is a device too: the session runs every device step, and relays for two
+        // sub-devices (scenario.rs, step 5).
+        mode: Mode::Gateway,
         max_queued: 32,
         max_packet_size: MAX_PACKET,
         firmware: FirmwareConfig {

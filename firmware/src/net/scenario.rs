@@ -12,23 +12,34 @@
 //! 3. The server pushes `targetTemp` = 23.5: one update naming our subscription; the
 //!    firmware answers with the client attribute `applied_targetTemp`.
 //! 4. The server calls `setLed` with `{"on": true}`; the reply is `{"led": true}`.
-//! 5. The server assigns firmware "net-demo" 1.1.0 (SHA256, [`FW_SIZE`] bytes): tb-core
+//! 5. The device is a gateway (tb-core's `Mode::Gateway`, subscribed to the three gateway
+//!    topics too): it connects the sub-devices [`SUB1`] (type `sensor`) and [`SUB2`] (no type:
+//!    `default`), sends telemetry for both (an object; a `ts` list), client attributes and a
+//!    claim for [`SUB1`], subscribes to sub-device attribute pushes (every device; [`SUB1`]'s
+//!    `setpoint`; [`SUB2`]'s `setpoint`, which must not fire) and asks for [`SUB1`]'s client
+//!    `model`; on the answer, `stage` = "gateway". The server sets [`SUB1`]'s shared
+//!    `setpoint` = 65: one push naming the first two subscriptions; the firmware answers with
+//!    [`SUB1`]'s client attribute `applied_setpoint` and asks for the shared `setpoint`. The
+//!    server calls `getLevel` `{"unit": "%"}` on [`SUB1`]; the firmware replies `{"level": 3}`
+//!    and disconnects [`SUB2`]. [`SUB1`] stays connected: after each reconnect below, tb-core
+//!    announces it again, between the SUBSCRIBE and the resent messages.
+//! 6. The server assigns firmware "net-demo" 1.1.0 (SHA256, [`FW_SIZE`] bytes): tb-core
 //!    downloads it in 1 KiB chunks; each chunk is checked against the image's generator
 //!    ([`fw_byte`], the same formula as the script's) and written at its offset, tb-core
 //!    verifies the checksum, the firmware "installs" it; the reports sent are exactly
 //!    DOWNLOADING, DOWNLOADED, VERIFIED, UPDATED. The script has the relay cut the link in the
 //!    middle of the first chunk (half of the packet delivered, then closed): the link drops
 //!    once, reconnects, and tb-core resumes the download with the missing chunk.
-//! 6. Two QoS 1 `resend` telemetry messages go out while the link holds its input, so their
+//! 7. Two QoS 1 `resend` telemetry messages go out while the link holds its input, so their
 //!    PUBACKs stay unread; the server drops the connection (the script calls
 //!    `disconnect_device` once it stored both); after the reconnect the device's first
 //!    transmits are the SUBSCRIBE and then exactly those two messages, which are then
 //!    acknowledged.
-//! 7. `stage` = "resent"; the script makes the path silent (the relay keeps the connection
+//! 8. `stage` = "resent"; the script makes the path silent (the relay keeps the connection
 //!    open and forwards nothing either way). The firmware sends PINGREQ after a keep-alive
 //!    period of silence and gives the connection up when no PINGRESP came within another
 //!    one, then reconnects.
-//! 8. `stage` = "done", acknowledged; the run ends.
+//! 9. `stage` = "done", acknowledged; the run ends.
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -37,9 +48,21 @@ use core::fmt::Debug;
 
 use cortex_m_semihosting::hprintln;
 use tb_core::serde_json::json;
-use tb_core::{Device, Event, FirmwareEvent, MessageId, Millis, RequestId, SubscriptionId};
+use tb_core::serde_json::Value;
+use tb_core::{
+    Device, Event, FirmwareEvent, GatewayEvent, MessageId, Millis, QoS, RequestId, SubscriptionId,
+};
 
 use crate::link::{Link, LinkEvent};
+
+/// The sub-devices the gateway relays for (`net_session.py` checks them on the server).
+pub const SUB1: &str = "qemu-sensor-1";
+pub const SUB2: &str = "qemu-sensor-2";
+/// The timestamp of [`SUB2`]'s telemetry.
+const SUB2_TS: u64 = 1_767_225_600_000;
+/// Publishes to `v1/gateway/connect` over the run: [`SUB1`] and [`SUB2`] once each, then
+/// [`SUB1`] again after each of the three reconnects.
+const ANNOUNCEMENTS: u32 = 5;
 
 /// Size of the image the script assigns.
 pub const FW_SIZE: u64 = 5_000;
@@ -71,6 +94,10 @@ enum Stage {
     Basics,
     AwaitPush,
     AwaitRpc,
+    AwaitGwResponse,
+    AwaitGwPush,
+    AwaitGwShared,
+    AwaitGwRpc,
     AwaitFirmware,
     AwaitUpdatedAck,
     AwaitDrop,
@@ -104,6 +131,14 @@ pub struct Scenario {
     after_reconnect: Vec<MessageId>,
     subscribed_after_reconnect: bool,
     done_id: Option<MessageId>,
+    /// The pending sub-device attribute request.
+    gw_req: RequestId,
+    /// Gateway subscriptions: every device and key; SUB1's `setpoint`; SUB2's `setpoint`.
+    gw_subs: [SubscriptionId; 3],
+    /// Publishes to `v1/gateway/connect` seen.
+    announcements: u32,
+    /// Of those, the ones after the reconnect of step 7 (before the resends).
+    announced_after_reconnect: u32,
 }
 
 impl Scenario {
@@ -130,6 +165,10 @@ impl Scenario {
             after_reconnect: Vec::new(),
             subscribed_after_reconnect: false,
             done_id: None,
+            gw_req: RequestId(0),
+            gw_subs: [SubscriptionId(0); 3],
+            announcements: 0,
+            announced_after_reconnect: 0,
         };
         let telemetry =
             json!({"temperature": 25.5, "humidity": 60, "active": true, "label": "qemu"});
@@ -171,6 +210,10 @@ impl Scenario {
             Stage::Basics => "SUBACK, attribute response and client RPC response",
             Stage::AwaitPush => "the shared-attribute push",
             Stage::AwaitRpc => "the server-side RPC",
+            Stage::AwaitGwResponse => "the sub-device's client attribute response",
+            Stage::AwaitGwPush => "the sub-device's shared-attribute push",
+            Stage::AwaitGwShared => "the sub-device's shared attribute response",
+            Stage::AwaitGwRpc => "the server-side RPC to the sub-device",
             Stage::AwaitFirmware => "the firmware update",
             Stage::AwaitUpdatedAck => "the PUBACK of the UPDATED report",
             Stage::AwaitDrop => "the server to drop the connection",
@@ -207,7 +250,10 @@ impl Scenario {
             self.on_link(now, dev, link, ev);
         }
         while let Some(ev) = dev.poll_event() {
-            self.on_event(dev, ev);
+            self.on_event(now, dev, ev);
+        }
+        while let Some(ev) = dev.poll_gateway_event() {
+            self.on_gateway(now, dev, ev);
         }
         while let Some(ev) = dev.poll_firmware_event() {
             self.on_firmware(dev, ev);
@@ -222,6 +268,7 @@ impl Scenario {
                 hprintln!("link: MQTT session {} up (CONNACK accepted)", self.connects);
                 if self.stage == Stage::AwaitFinalUp {
                     self.eq("sessions", self.connects, 4);
+                    self.eq("sub-devices announced again", dev.gw_devices().count(), 1);
                     self.done_id = self.stage_telemetry(dev, "done");
                     self.enter(
                         Stage::AwaitDoneAck,
@@ -269,7 +316,8 @@ impl Scenario {
                 // The session's four filters after each CONNACK; the two firmware filters
                 // before the first chunk request of a connection.
                 let firmware = self.stage == Stage::AwaitFirmware && n == 2;
-                self.check("SUBSCRIBE filters", n == 4 || firmware, || {
+                let session = tb_core::topics::GATEWAY_ALL_SUBSCRIPTIONS.len();
+                self.check("SUBSCRIBE filters", n == session || firmware, || {
                     format!("{n} filters")
                 });
                 if self.stage == Stage::AwaitResend {
@@ -282,21 +330,37 @@ impl Scenario {
                 self.check("SUBACK grants QoS 1", granted, || format!("{codes:?}"));
                 self.suback_ok = true;
             }
-            LinkEvent::Published { id, fw_state } => {
+            LinkEvent::Published {
+                id,
+                fw_state,
+                gateway_connect,
+            } => {
                 if let Some(state) = fw_state {
                     if state == "UPDATED" {
                         self.updated_id = Some(id);
                     }
                     self.fw_states.push(state);
                 }
-                if self.stage == Stage::AwaitResend {
+                if gateway_connect {
+                    self.announcements += 1;
+                    if self.stage == Stage::AwaitResend {
+                        // tb-core's re-announcement of SUB1 (id 0: no handle waits for it).
+                        self.eq(
+                            "announcement before the resends",
+                            self.after_reconnect.len(),
+                            0,
+                        );
+                        self.eq("announcement id", id, MessageId(0));
+                        self.announced_after_reconnect += 1;
+                    }
+                } else if self.stage == Stage::AwaitResend {
                     self.after_reconnect.push(id);
                 }
             }
         }
     }
 
-    fn on_event(&mut self, dev: &mut Device, ev: Event) {
+    fn on_event(&mut self, now: Millis, dev: &mut Device, ev: Event) {
         match ev {
             Event::AttributeResponse { id, result } => {
                 self.eq("attribute response id", id, self.attr_req);
@@ -363,13 +427,130 @@ impl Scenario {
                 );
                 let r = dev.send_rpc_reply(&id, &json!({"led": true}));
                 self.check("send RPC reply", r.is_ok(), || format!("{r:?}"));
-                self.enter(Stage::AwaitFirmware, "await the firmware assignment");
+                self.start_gateway(now, dev);
             }
             Event::ProvisionResponse(o) => {
                 self.check("no provisioning", false, || format!("{o:?}"))
             }
             Event::Dropped { topic, reason } => {
                 self.check("nothing dropped", false, || format!("{topic}: {reason:?}"))
+            }
+        }
+    }
+
+    /// Step 5's commands: two sub-devices connected, their data, subscriptions, a request.
+    fn start_gateway(&mut self, now: Millis, dev: &mut Device) {
+        let q = QoS::AtLeastOnce;
+        let r = dev.gw_connect_device("", "sensor", q);
+        self.check("an empty sub-device name is refused", r.is_err(), || {
+            format!("{r:?}")
+        });
+        let results = [
+            dev.gw_connect_device(SUB1, "sensor", q),
+            dev.gw_connect_device(SUB2, "", q),
+            dev.gw_send_telemetry(SUB1, &json!({"temp": 21.25, "ok": true}), q),
+            dev.gw_send_telemetry(SUB2, &json!([{"ts": SUB2_TS, "values": {"level": 3}}]), q),
+            dev.gw_send_attributes(SUB1, &json!({"model": "s-1", "channels": 2}), q),
+            dev.gw_claim(SUB1, Some("qemu-secret"), Some(60_000), q),
+        ];
+        for r in results {
+            self.check("queue sub-device message", r.is_ok(), || format!("{r:?}"));
+        }
+        let names: Vec<&str> = dev.gw_devices().collect();
+        self.eq("connected sub-devices", names.as_slice(), &[SUB1, SUB2][..]);
+        self.gw_subs = [
+            dev.gw_subscribe_to_attribute("*", "*"),
+            dev.gw_subscribe_to_attribute(SUB1, "setpoint"),
+            dev.gw_subscribe_to_attribute(SUB2, "setpoint"),
+        ];
+        self.gw_request(now, dev, "model", true);
+        self.enter(
+            Stage::AwaitGwResponse,
+            "gateway: two sub-devices, their data; await SUB1's client model",
+        );
+    }
+
+    fn gw_request(&mut self, now: Millis, dev: &mut Device, key: &str, client: bool) {
+        match dev.gw_request_attributes(now, SUB1, &[key], client, 30_000) {
+            Ok(id) => self.gw_req = id,
+            Err(e) => self.check("sub-device attribute request", false, || format!("{e:?}")),
+        }
+    }
+
+    fn on_gateway(&mut self, now: Millis, dev: &mut Device, ev: GatewayEvent) {
+        let q = QoS::AtLeastOnce;
+        match ev {
+            GatewayEvent::AttributeResponse { id, device, result } => {
+                self.eq("sub-device response id", id, self.gw_req);
+                self.eq("sub-device response device", device.as_str(), SUB1);
+                let (want, next) = match self.stage {
+                    Stage::AwaitGwResponse => (json!("s-1"), Stage::AwaitGwPush),
+                    _ => (json!(65), Stage::AwaitGwRpc),
+                };
+                let want = json!({"id": id.0, "device": SUB1, "value": want});
+                self.eq("sub-device response", result, Ok(want));
+                if next == Stage::AwaitGwPush {
+                    self.stage_telemetry(dev, "gateway");
+                    self.enter(next, "gateway: stage gateway; await SUB1's shared push");
+                } else {
+                    self.enter(next, "gateway: await the server-side RPC to SUB1");
+                }
+            }
+            GatewayEvent::AttributeUpdate {
+                device,
+                data,
+                subscriptions,
+            } => {
+                self.eq(
+                    "sub-device push after stage gateway",
+                    self.stage,
+                    Stage::AwaitGwPush,
+                );
+                self.eq("pushed sub-device", device.as_str(), SUB1);
+                let data = Value::Object(data);
+                self.eq("pushed sub-device data", &data, &json!({"setpoint": 65}));
+                let want = alloc::vec![self.gw_subs[0], self.gw_subs[1]];
+                self.eq("sub-device subscriptions named", subscriptions, want);
+                let applied = json!({"applied_setpoint": data["setpoint"]});
+                let r = dev.gw_send_attributes(SUB1, &applied, q);
+                self.check("send applied_setpoint", r.is_ok(), || format!("{r:?}"));
+                self.gw_request(now, dev, "setpoint", false);
+                self.enter(
+                    Stage::AwaitGwShared,
+                    "gateway: await SUB1's shared setpoint",
+                );
+            }
+            GatewayEvent::RpcRequest { device, data } => {
+                self.eq(
+                    "sub-device RPC after the response",
+                    self.stage,
+                    Stage::AwaitGwRpc,
+                );
+                self.eq("sub-device RPC device", device.as_str(), SUB1);
+                self.eq("sub-device RPC method", &data["method"], &json!("getLevel"));
+                self.eq(
+                    "sub-device RPC params",
+                    &data["params"],
+                    &json!({"unit": "%"}),
+                );
+                let id = data["id"].as_i64().unwrap_or(-1);
+                let results = [
+                    dev.gw_send_rpc_reply(SUB1, id, &json!({"level": 3}), q),
+                    dev.gw_disconnect_device(SUB2, q),
+                ];
+                for r in results {
+                    self.check("queue RPC reply and disconnect", r.is_ok(), || {
+                        format!("{r:?}")
+                    });
+                }
+                let names: Vec<&str> = dev.gw_devices().collect();
+                self.eq("sub-devices left", names.as_slice(), &[SUB1][..]);
+                self.enter(Stage::AwaitFirmware, "await the firmware assignment");
+            }
+            GatewayEvent::DeviceDisconnected { device, reason } => {
+                self.check("no sub-device disconnected by the server", false, || {
+                    format!("{device}: {reason:?}")
+                });
             }
         }
     }
@@ -467,6 +648,11 @@ impl Scenario {
                     && self.resend.iter().all(|&id| !dev.is_pending(id))
                 {
                     self.eq("sessions", self.connects, 3);
+                    self.eq(
+                        "announcements after the drop",
+                        self.announced_after_reconnect,
+                        1,
+                    );
                     self.check(
                         "SUBSCRIBE after the reconnect",
                         self.subscribed_after_reconnect,
@@ -493,11 +679,20 @@ impl Scenario {
             }
             Stage::AwaitDoneAck => {
                 if self.done_id.is_none_or(|id| !dev.is_pending(id)) {
+                    self.eq(
+                        "gateway connect publishes",
+                        self.announcements,
+                        ANNOUNCEMENTS,
+                    );
                     self.stage = Stage::Finished;
                 }
             }
             Stage::AwaitPush
             | Stage::AwaitRpc
+            | Stage::AwaitGwResponse
+            | Stage::AwaitGwPush
+            | Stage::AwaitGwShared
+            | Stage::AwaitGwRpc
             | Stage::AwaitFirmware
             | Stage::AwaitDrop
             | Stage::AwaitSilentDrop
