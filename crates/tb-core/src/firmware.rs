@@ -142,11 +142,16 @@ pub enum FirmwareEvent {
 }
 
 /// A checksum algorithm ThingsBoard offers (spec 11.1, `fw_checksum_algorithm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Design: the one home of ThingsBoard's checksum rules (names, Guava byte order); the dev
+/// server uses it too. Both sides agree by construction, so what keeps them right is the
+/// known-answer tests below (published check values, Guava's byte order), not a second copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ChecksumAlgorithm {
     /// `MD5`
     Md5,
-    /// `SHA256`
+    /// `SHA256`, ThingsBoard's default.
+    #[default]
     Sha256,
     /// `SHA384`
     Sha384,
@@ -191,7 +196,51 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Murmur3_128 => "MURMUR3_128",
         }
     }
+
+    /// The checksum of `data` in one call, as [`Digest::hex`] writes it (ThingsBoard's own,
+    /// spec 11.1): what a server computes for a package when the uploader gives none.
+    pub fn checksum(self, data: &[u8]) -> String {
+        let mut sum = Checksum::new(self);
+        sum.update(data);
+        sum.finish().hex
+    }
 }
+
+impl core::fmt::Display for ChecksumAlgorithm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for ChecksumAlgorithm {
+    type Err = UnknownAlgorithm;
+
+    /// As [`ChecksumAlgorithm::from_name`], with an error naming the value and the choices.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s).ok_or_else(|| UnknownAlgorithm(s.into()))
+    }
+}
+
+/// A name that is not one of [`ChecksumAlgorithm::ALL`] (the caller's: a usage error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAlgorithm(pub String);
+
+impl core::fmt::Display for UnknownAlgorithm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "unknown checksum algorithm {:?}; expected one of ",
+            self.0
+        )?;
+        for (i, a) in ChecksumAlgorithm::ALL.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{}", a.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for UnknownAlgorithm {}
 
 /// CRC-32 (ISO-HDLC, as zlib and Guava's `crc32()`), with a 256-entry table: 1 KiB of flash
 /// instead of the 16 KiB slice-by-16 tables of faster implementations (firmware budget).
@@ -794,6 +843,19 @@ mod tests {
         );
         assert_eq!(ChecksumAlgorithm::from_name("SHA1"), None);
         assert_eq!(ChecksumAlgorithm::from_name(""), None);
+        for a in ChecksumAlgorithm::ALL {
+            assert_eq!(
+                a.to_string().to_lowercase().parse::<ChecksumAlgorithm>(),
+                Ok(a)
+            );
+        }
+        let err = "SHA1".parse::<ChecksumAlgorithm>().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown checksum algorithm \"SHA1\"; expected one of MD5, SHA256, SHA384, SHA512, \
+             CRC32, MURMUR3_32, MURMUR3_128"
+        );
+        assert_eq!(ChecksumAlgorithm::default(), ChecksumAlgorithm::Sha256);
     }
 
     #[test]
@@ -820,6 +882,15 @@ mod tests {
         assert_eq!(digest(Murmur3_32, b"hello"), "47fa8b24");
         assert_eq!(digest(Murmur3_32, b""), "00000000");
         assert_eq!(digest(Murmur3_128, b""), "00000000000000000000000000000000");
+        // x64_128 of "hello": h1 then h2, each little-endian (Python's
+        // `mmh3.hash128(b"hello").to_bytes(16, "little")`).
+        assert_eq!(
+            digest(Murmur3_128, b"hello"),
+            "029bbd41b3a7d8cb191dae486a901e5b"
+        );
+        for a in ChecksumAlgorithm::ALL {
+            assert_eq!(a.checksum(b"hello"), digest(a, b"hello"), "{a:?}");
+        }
     }
 
     /// SMHasher's `VerificationTest`: hash keys `[0]`, `[0,1]`, ... `[0..255]` with seed

@@ -56,7 +56,9 @@ pub use device::{
     TimedOut, Transmit, LIMITS_TIMEOUT_MS,
 };
 pub use error::{CapacityError, Error, PeerError, UsageError};
-pub use firmware::{Checksum, ChecksumAlgorithm, Digest, FirmwareConfig, FirmwareEvent};
+pub use firmware::{
+    Checksum, ChecksumAlgorithm, Digest, FirmwareConfig, FirmwareEvent, UnknownAlgorithm,
+};
 pub use gateway::GatewayEvent;
 pub use limits::{RateLimit, SessionLimits};
 pub use provision::ProvisionOutcome;
