@@ -5,6 +5,12 @@ Each payload is decoded with ``json.loads`` and every datapoint is counted: a ``
 "values"}`` entry (alone or in a list) counts ``len(values)`` once per distinct ``ts`` (the
 sender gives every entry its own ``ts``), so a repeated entry is a duplicate, not a datapoint.
 ``--datapoints`` is how many the sender sends; ``lost`` is what never arrived.
+
+``--per-key`` counts distinct ``(ts, key)`` pairs instead, what ThingsBoard stores (a later value
+for the same key and ``ts`` overwrites the earlier one): for clients that split one entry over
+several messages or merge several calls into one entry (tb-mqtt-client 2.0 does both). An object
+without ``ts`` counts under its own message (the server gives it the arrival time). It also
+reports ``calls_arrived``: distinct ``i`` values seen (the telemetry suite's call number).
 """
 
 from __future__ import annotations
@@ -38,6 +44,44 @@ def count(payload: bytes, seen: set) -> tuple[int, int]:
     return new, dups
 
 
+class PerKey:
+    """Distinct ``(ts, key)`` pairs: one bit mask of keys per ``ts``, a bit per key name."""
+
+    def __init__(self) -> None:
+        self.masks: dict = {}
+        self.bits: dict[str, int] = {}
+        self.calls: set = set()
+        self.messages = 0
+
+    def count(self, payload: bytes) -> tuple[int, int]:
+        """(new datapoints, entries that repeated a datapoint already counted) in one payload."""
+        body = json.loads(payload)
+        self.messages += 1
+        entries = body if isinstance(body, list) else [body]
+        new = dups = 0
+        bits = self.bits
+        for e in entries:
+            if "ts" in e and isinstance(e.get("values"), dict):
+                ts, values = e["ts"], e["values"]
+            else:
+                ts, values = ("message", self.messages), e
+            mask = 0
+            for k in values:
+                b = bits.get(k)
+                if b is None:
+                    b = bits[k] = 1 << len(bits)
+                mask |= b
+            old = self.masks.get(ts, 0)
+            fresh = mask & ~old
+            if fresh != mask:
+                dups += 1
+            new += bin(fresh).count("1")
+            self.masks[ts] = old | mask
+            if "i" in values:
+                self.calls.add(values["i"])
+        return new, dups
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
@@ -45,7 +89,9 @@ def main() -> None:
     p.add_argument("--datapoints", type=int, required=True)
     p.add_argument("--idle", type=float, default=3.0)
     p.add_argument("--timeout", type=float, default=300.0)
+    p.add_argument("--per-key", action="store_true", help="count distinct (ts, key) pairs")
     args = p.parse_args()
+    per_key = PerKey() if args.per_key else None
 
     sock = _mqtt.connect(args.host, args.port, f"bench-dp-{os.getpid()}")
     sock.sendall(_mqtt.encode_subscribe(1, TOPIC.encode(), qos=1))
@@ -96,8 +142,8 @@ def main() -> None:
                 acks.append(PUBACK_HEAD + body[pos : pos + 2])
                 pos += 2
             try:
-                new, dups = count(body[pos:], seen)
-            except (ValueError, KeyError, TypeError):
+                new, dups = per_key.count(body[pos:]) if per_key else count(body[pos:], seen)
+            except (ValueError, KeyError, TypeError, AttributeError):
                 unparsed += 1
                 continue
             datapoints += new
@@ -126,6 +172,8 @@ def main() -> None:
         "last_new_at": last_new_at,
         "cpu_s": ru.ru_utime + ru.ru_stime,
     }
+    if per_key:
+        out["calls_arrived"] = len(per_key.calls)
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")
     sys.stdout.flush()
 
