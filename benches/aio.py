@@ -10,6 +10,10 @@ Suites, all in one invocation against one private mosquitto per suite (``run.py`
   gmqtt and aiomqtt (each in its own venv); losses counted by ``subscriber.py``.
 - ``datapoints``: one device sends batched telemetry (lists of ``ts``/``values`` entries) from
   one coroutine; ``dp_subscriber.py`` parses every payload and counts every datapoint.
+  tb-mqtt-client 2.0 sends the same calls (``--tb2-dp-messages`` of them).
+  tb-mqtt-client 2.0 (``--tb2-source``, see ``_tb2.py``) runs here too, counted by datapoint:
+  it merges queued calls, so its calls/s is shown beside what reached the broker, never as
+  msgs/s.
 - ``fleet``: ``--fleet-sizes`` devices in one event loop (``fleet_aio.py``), one message a
   second each; connect time, RSS per device, threads, losses. Clients and broker are separate
   processes, each with the open-files limit raised to the hard limit.
@@ -29,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import _tb2
 import run as R
 
 SUITES = ["telemetry", "datapoints", "fleet"]
@@ -42,6 +47,11 @@ LABELS = {
     "aiomqtt": "aiomqtt",
 }
 PEERS = {"gmqtt": (["gmqtt"], "gmqtt"), "aiomqtt": (["aiomqtt"], "aiomqtt")}
+TB2 = "tb2"  # tb-mqtt-client 2.0: its own runner (_tb2.py), counted by datapoint
+TB2_TITLE = (
+    f"#### {_tb2.LABEL}, counted by datapoint (its futures' success is its own claim; "
+    "`dp_subscriber.py --per-key` counts what reached the broker)"
+)
 
 
 def ensure_pythons(args) -> tuple[dict[str, Path], dict[str, str]]:
@@ -61,14 +71,27 @@ def ensure_pythons(args) -> tuple[dict[str, Path], dict[str, str]]:
             pythons[name] = R.ensure_venv(name, reqs)
         except (subprocess.SubprocessError, OSError) as e:
             skipped[name] = f"venv: {e}"[:200]
+    if TB2 not in args.only.split(","):
+        return pythons, skipped
+    tb2, why, info = _tb2.ensure(args.tb2_source, args.tb2_python)
+    if tb2 is None:
+        R.log(f"skipping {_tb2.LABEL}: {why}")
+        skipped[TB2] = why
+    else:
+        pythons[TB2] = tb2
+        TB2_INFO.update(info)
     return pythons, skipped
+
+
+TB2_INFO: dict = {}
 
 
 # ---------------------------------------------------------------- telemetry
 
 
-def run_telemetry(pythons, broker, args, logdir) -> dict:
+def run_telemetry(pythons, broker, args, logdir) -> tuple[dict, list[dict]]:
     rows: dict[str, list[dict]] = {}
+    tb2_rows: list[dict] = []
     for rep in range(args.repeat):
         for name in SENDERS:
             if name not in pythons:
@@ -80,10 +103,14 @@ def run_telemetry(pythons, broker, args, logdir) -> dict:
                 f"  {name}: {R.fmt(row.get('msgs_per_s'), ',.0f')} msgs/s, "
                 f"{R.fmt(row.get('cpu_process_per_10k'), '.3f')} CPU-s/10k, lost {row.get('lost')}"
             )
-    return {name: R.summarize(r, args.messages) for name, r in rows.items()}
+        if TB2 in pythons:
+            R.log(f"telemetry run {rep + 1}/{args.repeat}: {TB2}")
+            tb2_rows.append(_tb2.run_one("telemetry", pythons[TB2], broker, args, logdir, rep))
+            _tb2.log_row(tb2_rows[-1])
+    return {name: R.summarize(r, args.messages) for name, r in rows.items()}, tb2_rows
 
 
-def telemetry_table(summary: dict, skipped: dict) -> str:
+def telemetry_table(summary: dict, skipped: dict, tb2_rows: list[dict]) -> str:
     raw = (summary.get("raw") or {}).get("msgs_per_s")
     out = [
         "| sender | msgs/s | vs raw | CPU-s/10k (process) | CPU-s/10k (send) | lost | runs |",
@@ -104,6 +131,10 @@ def telemetry_table(summary: dict, skipped: dict) -> str:
             f"{R.fmt(s.get('cpu_send_per_10k'), '.3f')} | {R.fmt(s.get('lost'), 'd')} | "
             f"{s.get('msgs_per_s_all')} |"
         )
+    if TB2 in skipped:
+        out.append(f"| {_tb2.LABEL} | skipped: {skipped[TB2]} ||||||")
+    elif tb2_rows:
+        out.append(_tb2.telemetry_row(tb2_rows))
     return "\n".join(out) + "\n"
 
 
@@ -243,7 +274,9 @@ def fleet_table(rows: list[dict]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--suite", default="all", help="comma list of " + ",".join(SUITES) + " or all")
-    p.add_argument("--only", default=",".join(SENDERS), help="telemetry senders")
+    p.add_argument(
+        "--only", default=",".join([*SENDERS, TB2]), help="senders (tb2: tb-mqtt-client 2.0)"
+    )
     p.add_argument("--messages", type=int, default=100_000)
     p.add_argument("--window", type=int, default=64)
     p.add_argument("--repeat", type=int, default=3)
@@ -255,6 +288,19 @@ def main() -> int:
     p.add_argument("--dp-entries", type=int, default=40)
     p.add_argument("--dp-keys", type=int, default=100)
     p.add_argument("--dp-repeat", type=int, default=3)
+    p.add_argument(
+        "--tb2-source",
+        default=None,
+        help="tb-mqtt-client 2.0: a git repository with branch develop-2.0 or a checkout "
+        f"(default {_tb2.DEFAULT_SOURCE} if present; the peer is skipped if it cannot be set up)",
+    )
+    p.add_argument("--tb2-python", default=None, help="Python >= 3.12 for tb-mqtt-client 2.0")
+    p.add_argument(
+        "--tb2-dp-messages",
+        type=int,
+        default=250,
+        help="tb-mqtt-client 2.0's calls in the datapoints suite (it is ~30x slower there)",
+    )
     p.add_argument("--fleet-sizes", default="10000")
     p.add_argument("--fleet-loops", default="asyncio,uvloop")
     p.add_argument("--fleet-duration", type=float, default=10.0)
@@ -272,6 +318,8 @@ def main() -> int:
     info["versions"] = {
         k: R.interpreter_info(pythons[k], PEERS[k][1]) for k in PEERS if k in pythons
     }
+    if TB2 in pythons:
+        info["versions"][TB2] = TB2_INFO
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     R.RESULTS.mkdir(exist_ok=True)
     logdir = R.RESULTS / f"aio-logs-{stamp}"
@@ -286,13 +334,16 @@ def main() -> int:
             t0 = time.monotonic()
             try:
                 if suite == "telemetry":
-                    summary = run_telemetry(pythons, broker, args, logdir)
+                    summary, tb2_rows = run_telemetry(pythons, broker, args, logdir)
                     results["telemetry"] = summary
                     md.append(
                         f"### One device, {args.messages:,} QoS 1 messages, median of "
-                        f"{args.repeat}\n\n" + telemetry_table(summary, skipped)
+                        f"{args.repeat}\n\n" + telemetry_table(summary, skipped, tb2_rows)
                     )
                     md += [f"- {v}" for v in telemetry_verdicts(summary)]
+                    if tb2_rows:
+                        results.setdefault("tb2", []).extend(tb2_rows)
+                        md.append("\n" + TB2_TITLE + "\n\n" + _tb2.table(tb2_rows))
                 elif suite == "datapoints" and "aio" in pythons:
                     rows = []
                     for rep in range(args.dp_repeat):
@@ -307,6 +358,21 @@ def main() -> int:
                         "### Batched telemetry, datapoints per second\n\n"
                         + datapoints_table(rows, args)
                     )
+                    if TB2 in pythons:
+                        tb2_rows = []
+                        for rep in range(args.dp_repeat):
+                            R.log(f"datapoints run {rep + 1}/{args.dp_repeat}: {TB2}")
+                            tb2_rows.append(
+                                _tb2.run_one("datapoints", pythons[TB2], broker, args, logdir, rep)
+                            )
+                            _tb2.log_row(tb2_rows[-1])
+                        results.setdefault("tb2", []).extend(tb2_rows)
+                        md.append(
+                            f"\n{TB2_TITLE}, {args.tb2_dp_messages:,} calls of the same "
+                            f"messages\n\n" + _tb2.table(tb2_rows)
+                        )
+                    elif TB2 in skipped:
+                        md.append(f"\n{_tb2.LABEL}: skipped: {skipped[TB2]}")
                 elif suite == "fleet" and "aio" in pythons:
                     rows = []
                     for n in [int(x) for x in args.fleet_sizes.split(",") if x]:
