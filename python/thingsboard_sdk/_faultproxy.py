@@ -12,7 +12,9 @@ connection to the upstream (mosquitto). While relaying it can
   end that connection (the broker sees half an MQTT packet, the client a reset);
 - ``blackhole()``: forward nothing in either direction and hold new connections unanswered, as a
   route that silently drops packets; ``restore()`` lets the held bytes through, as TCP
-  retransmission would once the route is back;
+  retransmission would once the route is back. A held connection that its client closed before
+  the route came back is dropped, not relayed: its segments would meet no connection at the
+  server, as on a real route;
 - ``down()``: reset every connection and refuse new ones (accept, then RST at once);
 - ``latency``: delay every chunk by this many seconds, in both directions.
 
@@ -59,6 +61,7 @@ class _Conn:
         self.client = client
         self.upstream: Optional[socket.socket] = None
         self.closed = threading.Event()
+        self.client_gone = threading.Event()  # the client's side ended (EOF or error)
         self.up_q: queue.Queue[Optional[tuple[float, bytes]]] = queue.Queue()
         self.down_q: queue.Queue[Optional[tuple[float, bytes]]] = queue.Queue()
 
@@ -70,6 +73,12 @@ class _Conn:
         # open the upstream side only while the link passes traffic.
         threading.Thread(target=self._reader, args=(self.client, self.up_q), daemon=True).start()
         if not self.proxy._wait_passing(self.closed):
+            self.kill()
+            return
+        if self.client_gone.is_set():
+            # Closed by its client while held: on a real route its retransmitted SYN or data
+            # would meet no connection at the server. Relaying it now would open a session
+            # the client gave up on (and, with the same client id, take the live one over).
             self.kill()
             return
         try:
@@ -101,6 +110,8 @@ class _Conn:
                 q.put((time.monotonic(), data))
         except OSError:
             pass
+        if src is self.client:
+            self.client_gone.set()
         q.put(None)
 
     def _writer(self, q: queue.Queue, dst: socket.socket, upward: bool) -> None:
