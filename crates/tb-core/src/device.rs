@@ -6,13 +6,14 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use crate::error::{CapacityError, Error, PeerError, UsageError};
+use crate::error::{Error, PeerError, UsageError};
 use crate::firmware::{self, Firmware, FirmwareConfig, FirmwareEvent};
 use crate::gateway::Gateway;
 use crate::limits::{self, Pacer, SessionLimits};
 use crate::payload::{self, kind};
 use crate::provision::{self, ProvisionOutcome};
-use crate::split::{self, Shape};
+use crate::queue::Echoes;
+use crate::split::Shape;
 use crate::topics;
 
 /// Milliseconds on a monotonic clock the host chooses; only differences matter.
@@ -210,16 +211,6 @@ struct Pending {
     timeout: Millis,
 }
 
-#[derive(Debug)]
-struct Echo {
-    topic: Cow<'static, str>,
-    payload: Vec<u8>,
-    expires: Millis,
-}
-
-/// Most echo records kept; older ones are forgotten first.
-const MAX_ECHOES: usize = 64;
-
 /// A ThingsBoard device session as a sans-IO state machine.
 ///
 /// Call order for a host:
@@ -247,16 +238,16 @@ pub struct Device {
     /// Whether this connection subscribed to the firmware filters (before its first chunk
     /// request; see [`topics::FIRMWARE_SUBSCRIPTIONS`]).
     fw_subscribed: bool,
-    next_msg: u64,
+    pub(crate) next_msg: u64,
     pub(crate) next_attr_request: u32,
     next_rpc: u32,
     next_sub: u32,
     subscriptions: Vec<(SubscriptionId, String)>,
     pending: Vec<Pending>,
     pub(crate) queued: VecDeque<Publish>,
-    inflight: VecDeque<Publish>,
+    pub(crate) inflight: VecDeque<Publish>,
     pub(crate) events: VecDeque<Event>,
-    echoes: VecDeque<Echo>,
+    echoes: Echoes,
     pub(crate) qos1_unacked: usize,
     fw: Firmware,
     pub(crate) gw: Gateway,
@@ -296,7 +287,7 @@ impl Device {
             queued: VecDeque::new(),
             inflight: VecDeque::new(),
             events: VecDeque::new(),
-            echoes: VecDeque::new(),
+            echoes: Echoes::default(),
             qos1_unacked: 0,
             gw: Gateway::default(),
             pacer: Pacer::new(),
@@ -358,77 +349,6 @@ impl Device {
     }
 
     // ---- commands ------------------------------------------------------------------------
-
-    /// Payload bytes a message on `topic` may carry. spec 2.5: the limit counts the remaining
-    /// length: topic (2 + len), packet id, payload.
-    pub(crate) fn payload_budget(&self, topic: &str, qos: QoS) -> usize {
-        let overhead = 2 + topic.len() + if qos == QoS::AtLeastOnce { 2 } else { 0 };
-        self.cfg.max_packet_size.saturating_sub(overhead)
-    }
-
-    pub(crate) fn enqueue(
-        &mut self,
-        topic: Cow<'static, str>,
-        payload: Vec<u8>,
-        qos: QoS,
-    ) -> Result<MessageId, Error> {
-        self.enqueue_parts(topic, alloc::vec![(payload, 0)], qos)
-    }
-
-    /// Queues one message as one or more publishes (the parts of a split upload) under one id.
-    pub(crate) fn enqueue_parts(
-        &mut self,
-        topic: Cow<'static, str>,
-        parts: Vec<(Vec<u8>, u32)>,
-        qos: QoS,
-    ) -> Result<MessageId, Error> {
-        let budget = self.payload_budget(&topic, qos);
-        if let Some((p, _)) = parts.iter().find(|(p, _)| p.len() > budget) {
-            let size = p.len() + (self.cfg.max_packet_size - budget);
-            return Err(UsageError::Payload(alloc::format!(
-                "message on {topic} is {size} bytes; ThingsBoard accepts at most {} per packet",
-                self.cfg.max_packet_size
-            ))
-            .into());
-        }
-        if self.unacknowledged() + parts.len() > self.cfg.max_queued {
-            return Err(CapacityError::QueueFull {
-                limit: self.cfg.max_queued,
-            }
-            .into());
-        }
-        self.next_msg += 1;
-        let id = MessageId(self.next_msg);
-        if qos == QoS::AtLeastOnce {
-            self.qos1_unacked += parts.len();
-        }
-        for (payload, data_points) in parts {
-            self.queued.push_back(Publish {
-                id,
-                topic: topic.clone(),
-                payload,
-                qos,
-                data_points,
-            });
-        }
-        Ok(id)
-    }
-
-    /// Queues a telemetry or attribute upload, split into parts that each fit the packet size
-    /// and the smallest data-point window.
-    pub(crate) fn enqueue_upload(
-        &mut self,
-        topic: &'static str,
-        shape: Shape<'_>,
-        data: &Value,
-        qos: QoS,
-        what: &str,
-    ) -> Result<MessageId, Error> {
-        let budget = self.payload_budget(topic, qos);
-        let limit = self.cfg.max_packet_size;
-        let parts = split::split(shape, data, budget, self.max_points(shape), (what, limit))?;
-        self.enqueue_parts(topic.into(), parts, qos)
-    }
 
     /// Queues telemetry (spec 4). `data` is a dict, a `{"ts", "values"}` dict, or a list.
     ///
@@ -670,54 +590,6 @@ impl Device {
         self.qos1_unacked -= before - self.queued.len();
     }
 
-    // ---- durable queue (a host that persists accepted messages) ---------------------------
-
-    /// The parts of message `id` still queued (not yet handed to the network), in order: what a
-    /// host persists right after a command accepted the message.
-    pub fn queued_parts(&self, id: MessageId) -> impl Iterator<Item = &Publish> {
-        self.queued.iter().filter(move |p| p.id == id)
-    }
-
-    /// Removes message `id` if no part of it was handed to the network yet (the host could
-    /// not persist it). Returns whether it was removed.
-    pub fn withdraw(&mut self, id: MessageId) -> bool {
-        if self.inflight.iter().any(|p| p.id == id) {
-            return false;
-        }
-        let before = self.queued.len();
-        let mut qos1 = 0;
-        self.queued.retain(|p| {
-            let gone = p.id == id;
-            if gone && p.qos == QoS::AtLeastOnce {
-                qos1 += 1;
-            }
-            !gone
-        });
-        self.qos1_unacked -= qos1;
-        before != self.queued.len()
-    }
-
-    /// Queues a message the host restored from its durable queue (accepted by an earlier
-    /// process), as it was: no validation, no bound (it was within the bound when accepted).
-    pub fn restore(&mut self, topic: String, parts: Vec<Vec<u8>>, qos: QoS) -> MessageId {
-        self.next_msg += 1;
-        let id = MessageId(self.next_msg);
-        let topic: Cow<'static, str> = topic.into();
-        for payload in parts {
-            if qos == QoS::AtLeastOnce {
-                self.qos1_unacked += 1;
-            }
-            self.queued.push_back(Publish {
-                id,
-                topic: topic.clone(),
-                payload,
-                qos,
-                data_points: 0,
-            });
-        }
-        id
-    }
-
     // ---- inputs --------------------------------------------------------------------------
 
     /// The broker accepted the session (CONNACK 0). Subscriptions are due again (ThingsBoard
@@ -759,12 +631,6 @@ impl Device {
         self.paced_until = None;
         self.requeue_inflight();
         self.fw.pause();
-    }
-
-    fn requeue_inflight(&mut self) {
-        while let Some(p) = self.inflight.pop_back() {
-            self.queued.push_front(p);
-        }
     }
 
     /// The broker acknowledged message `id` (QoS 1), or the host wrote it to the network
@@ -834,23 +700,6 @@ impl Device {
         }
     }
 
-    fn is_echo(&mut self, now: Millis, topic: &str, payload: &[u8]) -> bool {
-        while self.echoes.front().is_some_and(|e| e.expires <= now) {
-            self.echoes.pop_front();
-        }
-        match self
-            .echoes
-            .iter()
-            .position(|e| e.topic == topic && e.payload == payload)
-        {
-            Some(pos) => {
-                self.echoes.remove(pos);
-                true
-            }
-            None => false,
-        }
-    }
-
     pub(crate) fn drop_msg(&mut self, topic: &str, reason: PeerError) {
         self.events.push_back(Event::Dropped {
             topic: topic.to_string(),
@@ -860,7 +709,7 @@ impl Device {
 
     /// An incoming PUBLISH. Every outcome is an event; bad data becomes [`Event::Dropped`].
     pub fn handle_publish(&mut self, now: Millis, topic: &str, payload: &[u8]) {
-        if !self.echoes.is_empty() && self.is_echo(now, topic, payload) {
+        if self.echoes.take(now, topic, payload) {
             return self.drop_msg(topic, PeerError::Echo);
         }
         if self.cfg.mode != Mode::Provisioning
@@ -970,14 +819,6 @@ impl Device {
 
     // ---- outputs -------------------------------------------------------------------------
 
-    fn is_echo_candidate(topic: &str) -> bool {
-        topic == topics::ATTRIBUTES
-            || topic.starts_with(topics::RPC_REQUEST_PREFIX)
-            || topic.starts_with(topics::RPC_RESPONSE_PREFIX)
-            || topic == topics::GATEWAY_ATTRIBUTES
-            || topic == topics::GATEWAY_RPC
-    }
-
     /// The next thing to send, while connected: first the subscriptions after a CONNACK, then
     /// queued publishes in order (the firmware filters are subscribed just before the
     /// connection's first chunk request). A publish stays held until [`handle_puback`] names it (for
@@ -1023,18 +864,9 @@ impl Device {
             // The chunk timer runs from when the request leaves, not from when it was queued.
             self.fw.request_sent(now);
         }
-        if self.cfg.mode != Mode::Provisioning && Self::is_echo_candidate(&p.topic) {
-            // Design: mosquitto routes a device's publishes on `attributes`, `rpc/request/N` and
-            // `rpc/response/N` back to it, because the device subscribes to those filters.
-            // Remember what went out so that the copy coming back is recognised and dropped.
-            if self.echoes.len() >= MAX_ECHOES {
-                self.echoes.pop_front();
-            }
-            self.echoes.push_back(Echo {
-                topic: p.topic.clone(),
-                payload: p.payload.clone(),
-                expires: now.saturating_add(self.cfg.echo_window_ms),
-            });
+        if self.cfg.mode != Mode::Provisioning {
+            let expires = now.saturating_add(self.cfg.echo_window_ms);
+            self.echoes.remember(&p, expires);
         }
         self.inflight.push_back(p.clone());
         Some(Transmit::Publish(p))

@@ -48,6 +48,7 @@ pub mod limits;
 mod pacing;
 pub mod payload;
 pub mod provision;
+mod queue;
 mod split;
 pub mod topics;
 
