@@ -72,6 +72,15 @@ def test_micropython_modules_under_both_names(tmp_path, run_py):
         with deflate.DeflateIO(packed, deflate.ZLIB) as f:
             f.write(b"x" * 50)
         assert zlib.decompress(packed.getvalue()) == b"x" * 50
+        assert deflate.DeflateIO(io.BytesIO(packed.getvalue())).read() == b"x" * 50
+        packed = io.BytesIO()
+        with deflate.DeflateIO(packed, deflate.ZLIB) as f:
+            f.write(b"one\\ntwo\\n")
+        z = zlib.DecompIO(io.BytesIO(packed.getvalue()))
+        assert z.readline() == b"one\\n" and z.read(2) == b"tw" and z.read() == b"o\\n"
+        d = deflate.DeflateIO(io.BytesIO(packed.getvalue()), deflate.ZLIB)
+        buf = bytearray(5)
+        assert d.readinto(buf) == 5 and buf == b"one\\nt" and d.readline() == b"wo\\n"
         assert asyncio.run(asyncio.wait_for_ms(asyncio.sleep_ms(1), 1000)) is None
         # peripherals
         fb = framebuf.FrameBuffer(bytearray(32), 16, 16, framebuf.MONO_HLSB)

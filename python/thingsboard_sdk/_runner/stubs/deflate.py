@@ -2,6 +2,8 @@
 
 import zlib as _zlib
 
+from thingsboard_sdk._runner._inflate import InflateReader as _InflateReader
+
 AUTO = 0
 RAW = 1
 ZLIB = 2
@@ -29,27 +31,20 @@ class DeflateIO:
         self._close = close
         self._d = None
         self._c = None
-        self._buf = b""
+
+    def _reader(self):
+        if self._d is None:
+            self._d = _InflateReader(self._stream, _wbits(self._fmt, self._wbits, True))
+        return self._d
 
     def read(self, n=-1):
-        if self._d is None:
-            self._d = _zlib.decompressobj(_wbits(self._fmt, self._wbits, True))
-        while n < 0 or len(self._buf) < n:
-            chunk = self._stream.read(256)
-            if not chunk:
-                self._buf += self._d.flush()
-                break
-            self._buf += self._d.decompress(chunk)
-        if n < 0:
-            out, self._buf = self._buf, b""
-        else:
-            out, self._buf = self._buf[:n], self._buf[n:]
-        return out
+        return self._reader().read(n)
 
     def readinto(self, buf):
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+        return self._reader().readinto(buf)
+
+    def readline(self):
+        return self._reader().readline()
 
     def write(self, data):
         if self._c is None:
