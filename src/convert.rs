@@ -239,3 +239,22 @@ pub fn map_to_py(py: Python<'_>, m: &Map<String, Value>) -> PyResult<Py<PyAny>> 
     }
     Ok(d.into_any().unbind())
 }
+
+/// A response's outcome as the pair the Python side unpacks, `(value, timeout)`: the value and
+/// `None` when it came, `None` and the seconds waited when it timed out. The device's and the
+/// gateway's attribute responses (and the device's RPC responses) share this shape.
+pub fn response_to_py(
+    py: Python<'_>,
+    result: Result<Value, tb_core::TimedOut>,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    Ok(match result {
+        Ok(v) => (to_py(py, &v)?, py.None()),
+        Err(t) => (
+            py.None(),
+            (t.after_ms as f64 / 1000.0)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+        ),
+    })
+}

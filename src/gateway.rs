@@ -222,16 +222,7 @@ pub(crate) fn event_to_py(py: Python<'_>, ev: GatewayEvent) -> PyResult<Py<PyAny
             )?
         }
         GatewayEvent::AttributeResponse { id, device, result } => {
-            let (value, timeout) = match result {
-                Ok(v) => (convert::to_py(py, &v)?, py.None()),
-                Err(t) => (
-                    py.None(),
-                    (t.after_ms as f64 / 1000.0)
-                        .into_pyobject(py)?
-                        .into_any()
-                        .unbind(),
-                ),
-            };
+            let (value, timeout) = convert::response_to_py(py, result)?;
             PyTuple::new(
                 py,
                 [

@@ -287,16 +287,7 @@ fn response_tuple<'py>(
     id: RequestId,
     result: Result<serde_json::Value, tb_core::TimedOut>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let (value, timeout) = match result {
-        Ok(v) => (convert::to_py(py, &v)?, py.None()),
-        Err(t) => (
-            py.None(),
-            (t.after_ms as f64 / 1000.0)
-                .into_pyobject(py)?
-                .into_any()
-                .unbind(),
-        ),
-    };
+    let (value, timeout) = convert::response_to_py(py, result)?;
     PyTuple::new(
         py,
         [
