@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -235,6 +236,32 @@ def test_offer_without_size_or_checksum_is_failed_not_a_crash(fw_client, tb_peer
     tb_peer.push_attributes({"fw_title": "x.bin", "fw_version": "3"})
     states = wait_state(client, tb_peer, "FAILED")
     assert "fw_size" in states[-1]["fw_error"] and "fw_checksum" in states[-1]["fw_error"]
+    assert client.connected
+
+
+def test_bad_size_fails_with_the_value_as_sent_logged_once(fw_client, tb_peer, caplog):
+    caplog.set_level(logging.WARNING)
+    client = fw_client()
+    tb_peer.push_attributes(
+        {
+            "fw_title": "x.bin",
+            "fw_version": "3",
+            "fw_size": -5,
+            "fw_checksum": "ab",
+            "fw_checksum_algorithm": "MD5",
+        }
+    )
+    states = wait_state(client, tb_peer, "FAILED")
+    error = "fw_size must be a whole number of bytes, got -5"
+    assert states[-1]["fw_error"] == error
+    pump_until(
+        client,
+        lambda: client.current_firmware_info["fw_state"] == "FAILED",
+        10,
+        "current_firmware_info fw_state FAILED",
+    )
+    logged = [r for r in caplog.records if error in r.getMessage()]
+    assert [(r.name, r.levelno) for r in logged] == [("thingsboard_sdk.firmware", logging.WARNING)]
     assert client.connected
 
 

@@ -618,9 +618,9 @@ class TBDeviceMqttClient:
             if self.on_firmware_update is not None:
                 self._call(self.on_firmware_update, path, self._updated_info(title, version, ev[3]))
         elif kind == "firmware_failed":
+            # The engine has logged it (thingsboard_sdk.firmware): once is enough.
             if isinstance(self.current_firmware_info, dict):
                 self.current_firmware_info[FW_STATE_ATTR] = "FAILED"
-            log.warning("firmware %s %s failed: %s", ev[1], ev[2], ev[3])
 
     def _updated_info(self, title: str, version: str, size: int) -> dict:
         """The ``fw_*`` attributes of the offer that brought ``title`` ``version``."""

@@ -785,13 +785,18 @@ fn parse_target(
     }
     .ok_or_else(|| {
         format!(
-            "fw_size must be a whole number of bytes, got {:?}",
-            data.get(FW_SIZE)
+            "fw_size must be a whole number of bytes, got {}",
+            as_json(data.get(FW_SIZE))
         )
     })?;
     let checksum = match data.get(FW_CHECKSUM) {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        other => return Err(format!("fw_checksum must be a hex string, got {other:?}")),
+        other => {
+            return Err(format!(
+                "fw_checksum must be a hex string, got {}",
+                as_json(other)
+            ))
+        }
     };
     let name = text(data.get(FW_CHECKSUM_ALGORITHM)).unwrap_or_default();
     let algorithm = ChecksumAlgorithm::from_name(&name)
@@ -803,6 +808,13 @@ fn parse_target(
         checksum,
         algorithm,
     })
+}
+
+/// A value as the server sent it (JSON text: `-5`, `"abc"`) for an error a user reads in
+/// `fw_error` and the log; never Rust's `Debug` form (`Some(Number(-5))`).
+fn as_json(v: Option<&Value>) -> String {
+    let v = v.unwrap_or(&Value::Null);
+    String::from_utf8(crate::payload::encode(v)).unwrap_or_default()
 }
 
 /// Splits `v2/fw/response/{reqId}/chunk/{n}` into its two numbers.

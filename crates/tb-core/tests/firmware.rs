@@ -700,7 +700,17 @@ fn an_unknown_algorithm_or_a_bad_size_fails() {
         (
             json!({"fw_title": "t", "fw_version": "2", "fw_size": -1, "fw_checksum": "ab",
                    "fw_checksum_algorithm": "MD5"}),
-            "fw_size must be a whole number of bytes, got Some(Number(-1))",
+            "fw_size must be a whole number of bytes, got -1",
+        ),
+        (
+            json!({"fw_title": "t", "fw_version": "2", "fw_size": "ten", "fw_checksum": "ab",
+                   "fw_checksum_algorithm": "MD5"}),
+            r#"fw_size must be a whole number of bytes, got \"ten\""#,
+        ),
+        (
+            json!({"fw_title": "t", "fw_version": "2", "fw_size": 10, "fw_checksum": 5,
+                   "fw_checksum_algorithm": "MD5"}),
+            "fw_checksum must be a hex string, got 5",
         ),
         (
             json!({"fw_version": "2", "fw_size": 1, "fw_checksum": "ab",
