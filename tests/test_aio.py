@@ -88,7 +88,18 @@ async def test_bad_input_raises_and_sends_nothing(broker, tb_peer):
             await client.send_rpc_call(42)  # type: ignore[arg-type]
         with pytest.raises(TypeError):
             client.subscribe_to_attribute(1, print)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="timeout must be a number of seconds"):
+            await client.request_attributes(["a"], timeout="a")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="timeout must be a number of seconds"):
+            await client.send_rpc_call("m", timeout="a")  # type: ignore[arg-type]
         assert client.queued == 0
+
+
+async def test_connect_timeout_that_is_not_a_number_names_itself(broker):
+    client = new_client(broker)
+    with pytest.raises(TypeError, match="timeout must be a number of seconds, got 'a'"):
+        await client.connect(timeout="a")  # type: ignore[arg-type]
+    assert not client.connected
 
 
 # -- requests -------------------------------------------------------------------------------------

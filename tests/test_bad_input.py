@@ -135,6 +135,10 @@ def test_callback_that_cannot_be_called_is_refused_at_once(client, tb_peer, call
         ({"request_timeout": float("inf")}, "request_timeout"),
         ({"access_token": 123}, "access_token"),
         ({"host": None}, "host"),
+        ({"keepalive": "a"}, "keepalive"),
+        ({"reconnect_min_delay": "a"}, "reconnect_min_delay"),
+        ({"reconnect_max_delay": None}, "reconnect_max_delay"),
+        ({"firmware_chunk_timeout": "a"}, "firmware_chunk_timeout"),
     ],
 )
 def test_bad_constructor_argument_names_itself(kwargs, name):
@@ -157,4 +161,28 @@ def test_claim_duration_too_big_names_itself(client, tb_peer):
     mark = tb_peer.mark()
     with pytest.raises(ValueError, match="duration_ms"):
         client.claim_device("k", duration_ms=2**70)
+    assert tb_peer.barrier(client)[mark:] == []
+
+
+def test_connect_timeout_that_is_not_a_number_names_itself():
+    # Found by trying: connect(timeout="a") said only "could not convert string to float".
+    c = TBDeviceMqttClient("127.0.0.1", 1883, "t")
+    with pytest.raises(TypeError, match="timeout must be a number of seconds, got 'a'"):
+        c.connect(timeout="a")
+    assert not c.connected
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(
+            lambda c: c.request_attributes(["a"], callback=print, timeout="a"), id="attributes"
+        ),
+        pytest.param(lambda c: c.send_rpc_call("m", {}, print, timeout="a"), id="rpc-call"),
+    ],
+)
+def test_request_timeout_that_is_not_a_number_names_itself(client, tb_peer, call):
+    mark = tb_peer.mark()
+    with pytest.raises(TypeError, match="timeout must be a number of seconds"):
+        call(client)
     assert tb_peer.barrier(client)[mark:] == []

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 
 from ._aio_loop import Stream
 from .aio import AsyncMessageHandle, AsyncTBDeviceClient, _firmware_callbacks
+from .tb_device_mqtt import _check_timeout
 from .tb_gateway_mqtt import TBGatewayMqttClient
 
 log = logging.getLogger("thingsboard_sdk.aio")
@@ -132,7 +133,7 @@ class AsyncTBGatewayClient(AsyncTBDeviceClient):
         self, device: str, keys: Iterable[str], client: bool, timeout: Optional[float]
     ) -> Dict[str, Any]:
         keys = [keys] if isinstance(keys, str) else list(keys)
-        t = self._request_timeout if timeout is None else float(timeout)
+        t = self._request_timeout if timeout is None else _check_timeout("timeout", timeout)
         rid = self._gw.request_attributes(device, keys, client, t)
         w = self._need_waker()
         fut: asyncio.Future[Any] = w.loop.create_future()

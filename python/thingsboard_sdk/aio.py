@@ -25,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 from . import _engine
 from ._aio_loop import Callbacks, Stream, _LoopWaker, wait_future, waker_for
 from .exceptions import ProvisionError, QueueFullError
-from .tb_device_mqtt import TBDeviceMqttClient, _keys
+from .tb_device_mqtt import TBDeviceMqttClient, _check_timeout, _keys
 
 __all__ = [
     "AsyncTBDeviceClient",
@@ -238,10 +238,11 @@ class AsyncTBDeviceClient:
                 why).
             TimeoutError: no CONNACK (or SUBACK) within ``timeout``.
         """
+        timeout = _check_timeout("timeout", timeout)
         loop = asyncio.get_running_loop()
         self._attach(loop)
         self._sync._sync_current_firmware()
-        self._engine.connect(float(timeout), wait=False)
+        self._engine.connect(timeout, wait=False)
         deadline = loop.time() + timeout
         try:
             while not self._engine.connected:
@@ -388,7 +389,7 @@ class AsyncTBDeviceClient:
             TimeoutError: no response within ``timeout`` seconds (default: ``request_timeout``).
             ConnectionError: the client disconnected first.
         """
-        t = self._request_timeout if timeout is None else float(timeout)
+        t = self._request_timeout if timeout is None else _check_timeout("timeout", timeout)
         rid = self._engine.request_attributes(
             _keys(client_keys, "client_keys"), _keys(shared_keys, "shared_keys"), t
         )
@@ -406,7 +407,7 @@ class AsyncTBDeviceClient:
         """
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, got {method!r}")
-        t = self._request_timeout if timeout is None else float(timeout)
+        t = self._request_timeout if timeout is None else _check_timeout("timeout", timeout)
         rid = self._engine.send_rpc_call(method, params, t)
         return await self._await_request(rid, t)
 

@@ -284,21 +284,21 @@ class TBDeviceMqttClient:
             username=username if username is not None else access_token,
             password=password,
             qos=qos,
-            keepalive=float(keepalive),
+            keepalive=_check_timeout("keepalive", keepalive),
             tls=tls,
             ca_certs=ca_certs,
             cert_file=cert_file,
             key_file=key_file,
             tls_verify=tls_verify,
             reconnect=reconnect,
-            reconnect_min_delay=float(reconnect_min_delay),
-            reconnect_max_delay=float(reconnect_max_delay),
+            reconnect_min_delay=_check_timeout("reconnect_min_delay", reconnect_min_delay),
+            reconnect_max_delay=_check_timeout("reconnect_max_delay", reconnect_max_delay),
             max_queued_messages=max_queued_messages,
             max_inflight=max_inflight,
             chunk_size=chunk_size,
             firmware=bool(firmware_updates),
             firmware_dir=firmware_dir,
-            firmware_chunk_timeout=float(firmware_chunk_timeout),
+            firmware_chunk_timeout=_check_timeout("firmware_chunk_timeout", firmware_chunk_timeout),
             gateway=self._GATEWAY,
             queue_dir=None if queue_dir is None else os.fspath(queue_dir),
             session_limits=self._ASK_LIMITS if session_limits is None else bool(session_limits),
@@ -342,7 +342,7 @@ class TBDeviceMqttClient:
             reason is logged at ERROR and kept in ``last_error``.
         """
         self._sync_current_firmware()
-        present = self._engine.connect(float(timeout))
+        present = self._engine.connect(_check_timeout("timeout", timeout))
         if present is None:
             log.error(
                 "cannot connect to %s:%s: %s", self._host, self._port, self._engine.last_error
@@ -423,7 +423,7 @@ class TBDeviceMqttClient:
             The request id (host extra).
         """
         _check_callback("callback", callback)
-        t = self._request_timeout if timeout is None else float(timeout)
+        t = self._request_timeout if timeout is None else _check_timeout("timeout", timeout)
         rid = self._engine.request_attributes(
             _keys(client_keys, "client_keys"), _keys(shared_keys, "shared_keys"), t
         )
@@ -448,7 +448,7 @@ class TBDeviceMqttClient:
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, got {method!r}")
         _check_callback("callback", callback)
-        t = self._request_timeout if timeout is None else float(timeout)
+        t = self._request_timeout if timeout is None else _check_timeout("timeout", timeout)
         rid = self._engine.send_rpc_call(method, params, t)
         self._rpc_callbacks[rid] = callback
         self._wait_request(self._rpc_callbacks, rid, t)
