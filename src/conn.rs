@@ -429,6 +429,12 @@ fn drive(shared: &Shared, gen: u64, data: Option<&[u8]>, timer: bool, was_up: &m
                 events = true;
             }
             Event::Acked(id) => shared.complete(st, id),
+            Event::Dropped { topic, reason } => {
+                step.log = Some((
+                    log::Level::Warn,
+                    format!("dropped a message on {topic}: {reason}"),
+                ));
+            }
             Event::Subscribed { refused } => {
                 st.subscribed = true;
                 shared.cond.notify_all();

@@ -23,8 +23,8 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use rumqttc::mqttbytes::v4::{
-    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, Publish, Subscribe, SubscribeFilter,
-    SubscribeReasonCode,
+    ConnAck, Connect, ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, Subscribe,
+    SubscribeFilter, SubscribeReasonCode,
 };
 use rumqttc::mqttbytes::{Error as CodecError, QoS as MqttQoS};
 use tb_core::{MessageId, Millis, QoS};
@@ -110,6 +110,13 @@ pub enum Event {
     },
     /// The broker acknowledged this message (PUBACK).
     Acked(MessageId),
+    /// An incoming PUBLISH the session would not deliver; the host logs it and goes on.
+    Dropped {
+        /// Topic name.
+        topic: String,
+        /// Why, for the log.
+        reason: &'static str,
+    },
     /// A SUBACK; `refused` counts filters the server refused (return code 0x80).
     Subscribed {
         /// Refused filters.
@@ -392,10 +399,24 @@ impl Session {
             (Phase::Connecting { .. }, other) => {
                 self.close(Close::Protocol(format!("expected CONNACK, got {other:?}")));
             }
+            (Phase::Up, Packet::Publish(p)) if p.qos == MqttQoS::ExactlyOnce => {
+                // Design: we subscribe at QoS 1 and ThingsBoard grants at most 1 (spec 2.3), so
+                // a QoS 2 PUBLISH breaks MQTT 3.1.1 [MQTT-3.8.4-6] (never above the granted
+                // QoS). 4.8 would close the connection; hostile data never costs us the link,
+                // so it is dropped and reported instead. It is still answered as 4.3.3 asks of
+                // a receiver (PUBREC, then PUBCOMP to the PUBREL) so that the broker releases
+                // it and its in-flight slot rather than stalling our deliveries.
+                self.write(now, &Packet::PubRec(PubRec::new(p.pkid)));
+                self.events.push_back(Event::Dropped {
+                    topic: p.topic,
+                    reason: "sent at QoS 2, above the QoS 1 we subscribed with",
+                });
+            }
+            (Phase::Up, Packet::PubRel(rel)) => {
+                self.write(now, &Packet::PubComp(PubComp::new(rel.pkid)));
+            }
             (Phase::Up, Packet::Publish(p)) => {
-                if p.qos != MqttQoS::AtMostOnce {
-                    // QoS 2 is never granted by ThingsBoard (spec 2.3); answered as QoS 1
-                    // would be, the broker may resend it, which is harmless.
+                if p.qos == MqttQoS::AtLeastOnce {
                     self.write(now, &Packet::PubAck(PubAck::new(p.pkid)));
                 }
                 self.events.push_back(Event::Publish {
@@ -424,7 +445,7 @@ impl Session {
             (Phase::Up, Packet::ConnAck(_)) => {
                 self.close(Close::Protocol("a second CONNACK".into()));
             }
-            // PUBREC/PUBREL/PUBCOMP/UNSUBACK never answer anything we send; packets only a
+            // PUBREC/PUBCOMP/UNSUBACK never answer anything we send; packets only a
             // client sends are the peer's mistake. Neither is worth a dead link: ignored.
             _ => {}
         }
@@ -827,5 +848,35 @@ mod tests {
             Some(2),
             "ids go on, none reused"
         );
+    }
+
+    #[test]
+    fn incoming_qos2_publish_is_dropped_answered_and_the_session_goes_on() {
+        let mut s = up();
+        #[rustfmt::skip]
+        s.handle_data(40, &[
+            0x34, 7, 0, 2, b'a', b'b', 0x00, 0x07, b'x', // PUBLISH QoS 2 "ab", id 7, "x"
+        ]);
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Dropped {
+                topic: "ab".into(),
+                reason: "sent at QoS 2, above the QoS 1 we subscribed with",
+            }]
+        );
+        assert_eq!(out(&mut s), [0x50, 2, 0, 7], "PUBREC, not PUBACK");
+        s.handle_data(41, &[0x62, 2, 0, 7]); // PUBREL id 7
+        assert_eq!(out(&mut s), [0x70, 2, 0, 7], "PUBCOMP");
+        assert!(s.is_up());
+        // The next QoS 1 PUBLISH is delivered and acknowledged as ever.
+        s.handle_data(42, &[0x32, 6, 0, 1, b'c', 0x00, 0x08, b'y']);
+        assert_eq!(
+            events(&mut s),
+            vec![Event::Publish {
+                topic: "c".into(),
+                payload: Bytes::from_static(b"y")
+            }]
+        );
+        assert_eq!(out(&mut s), [0x40, 2, 0, 8]);
     }
 }

@@ -741,6 +741,8 @@ class FakeBroker:
         self.connects: list[ConnectInfo] = []
         self.publishes: list[tuple[str, bytes, int]] = []
         self.subscriptions: list[tuple[str, int]] = []
+        # every other packet the client sent (PUBACK, PUBREC, PUBCOMP, ...): (type, body)
+        self.packets: list[tuple[int, bytes]] = []
         self.accepted = threading.Event()
         self._cond = threading.Condition()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -819,10 +821,17 @@ class FakeBroker:
                 elif ptype == 14:  # DISCONNECT
                     conn.close()
                     return
-                # PUBACK (4) and others: nothing to do
+                else:  # PUBACK (4) and others: recorded, nothing to answer
+                    with self._cond:
+                        self.packets.append((ptype, body))
+                        self._cond.notify_all()
         except (OSError, ConnectionError):
             with contextlib.suppress(OSError):
                 conn.close()
+
+    def send(self, ptype: int, flags: int, body: bytes) -> None:
+        """Writes one packet to the newest connection (a test scripting the server)."""
+        self._socks[-1].sendall(encode_packet(ptype, flags, body))
 
     def wait(self, check: Callable[[], bool], timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

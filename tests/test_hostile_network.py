@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import struct
+
 import pytest
-from conftest import pump_until
+from conftest import FakeBroker, mqtt_str, pump_until
+from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
 
 HOSTILE = [
     pytest.param("v1/devices/me/attributes", b"{not json", id="attr-malformed-json"),
@@ -96,3 +100,35 @@ def test_many_junk_messages_in_a_row(client, tb_peer):
     tb_peer.push_attributes({"end": True})
     pump_until(client, lambda: got, timeout=20)
     assert got == [{"end": True}]
+
+
+def test_qos2_publish_is_dropped_answered_and_the_session_goes_on(fake_broker, caplog):
+    # QA row 11: the client subscribes at QoS 1 and ThingsBoard grants at most 1, yet a QoS 2
+    # PUBLISH was answered with PUBACK and dispatched. Now: logged and dropped, answered as a
+    # QoS 2 receiver must (PUBREC, PUBCOMP to the PUBREL), and the session goes on.
+    caplog.set_level(logging.WARNING)
+    fb: FakeBroker = fake_broker()
+    client = TBDeviceMqttClient(fb.host, fb.port, access_token="t", client_id="qos2")
+    handled: list = []
+    client.set_server_side_rpc_request_handler(lambda rid, body: handled.append((rid, body)))
+    body = b'{"method":"m","params":{}}'
+    try:
+        assert client.connect(timeout=5) == 0
+        fb.send(3, 0x04, mqtt_str("v1/devices/me/rpc/request/1") + struct.pack("!H", 7) + body)
+        fb.wait(lambda: (5, b"\x00\x07") in fb.packets, timeout=10)  # PUBREC
+        fb.send(6, 0x02, b"\x00\x07")  # PUBREL
+        fb.wait(lambda: (7, b"\x00\x07") in fb.packets, timeout=10)  # PUBCOMP
+        fb.send(3, 0x02, mqtt_str("v1/devices/me/rpc/request/2") + struct.pack("!H", 8) + body)
+        pump_until(client, lambda: handled, what="the QoS 1 RPC after the QoS 2 one")
+        fb.wait(lambda: (4, b"\x00\x08") in fb.packets, timeout=10)  # its PUBACK
+        assert handled == [("2", {"method": "m", "params": {}})]
+        assert (4, b"\x00\x07") not in fb.packets, "a QoS 2 PUBLISH got a PUBACK"
+        warned = [
+            r.getMessage()
+            for r in caplog.records
+            if r.levelno == logging.WARNING and "QoS 2" in r.getMessage()
+        ]
+        assert len(warned) == 1 and "v1/devices/me/rpc/request/1" in warned[0], warned
+        assert client.connected
+    finally:
+        client.disconnect()
