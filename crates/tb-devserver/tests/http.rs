@@ -428,33 +428,9 @@ fn two_way_rpc_returns_the_reply_and_expiry_gets_thingsboard_statuses() {
 fn the_event_stream_reports_a_device_coming_online() {
     let (s, addr) = http_server();
     let t = login(addr);
-    let mut sse = TcpStream::connect(addr).unwrap();
-    sse.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        sse,
-        "GET /api/devserver/events?token={t} HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(sse);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    // Headers, then events.
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-    }
+    let mut reader = open_stream(addr, &format!("token={t}"));
     let _c = Client::device(s.local_addr());
-    let event = loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if let Some(data) = line.trim_end().strip_prefix("data: ") {
-            break serde_json::from_str::<Value>(data).unwrap();
-        }
-    };
+    let event = next_event(&mut reader);
     assert_eq!(event["type"], "device");
     assert_eq!(event["device"]["name"], DEVICE);
     assert_eq!(event["device"]["active"], true);
