@@ -75,9 +75,13 @@ def _source_dir(source: Path, venv: Path) -> tuple[Path | None, str]:
     if _git("-C", str(dest), "rev-parse", "HEAD").stdout.strip() != commit:
         shutil.rmtree(dest, ignore_errors=True)
         R.log(f"cloning {source} ({BRANCH}) into {dest}")
-        r = _git("clone", "-q", "--no-hardlinks", "-b", BRANCH, str(source), str(dest))
+        # Design: clone everything, then check out the commit: the branch may exist in
+        # ``source`` only as ``origin/develop-2.0`` (a clone), which ``clone -b`` cannot take.
+        r = _git("clone", "-q", "--no-hardlinks", "--no-checkout", str(source), str(dest))
+        if r.returncode == 0:
+            r = _git("-C", str(dest), "checkout", "-q", "--detach", commit)
         if r.returncode != 0:
-            return None, f"git clone {source} -b {BRANCH} failed: {r.stderr.strip()[-200:]}"
+            return None, f"git clone {source} at {BRANCH} failed: {r.stderr.strip()[-200:]}"
     return dest, commit[:7]
 
 
