@@ -9,11 +9,16 @@ telemetry: the runner starts ``session_limits.py`` on the same broker first.
 ``send_timeseries([{"ts", "values"}, ...])`` with ``--entries`` entries of ``--keys`` keys,
 every entry with its own ``ts`` (as ``send_dp_aio.py``).
 
-Each call is made with ``wait_for_publish=False`` and returns delivery futures; the clock stops
+Each call is made with ``wait_for_publish=False`` and followed by ``await asyncio.sleep(0)``, as
+its own load example does (``--no-yield`` leaves that out: its send path never suspends, and its
+queue is a bounded deque that silently drops the oldest calls once 10,000 wait, so without the
+yield most calls are lost with futures that never resolve). The calls return delivery futures;
+the clock stops
 once every future has resolved (bounded by ``--timeout``). What this script reports is the
 client's own account: ``acked`` counts calls whose every future resolved to a successful
 ``PublishResult``, ``failed`` the rest (unsuccessful, raised, or still pending at the deadline).
-The client merges queued calls and keeps one value per key and millisecond (its ``ts``), so a
+The client stamps a call without ``ts`` with the current millisecond, merges queued calls and
+keeps one value per key and ``ts`` (calls in the same millisecond overwrite each other), so a
 successful future does not mean the call's datapoints reached the broker: the runner counts
 what arrived with ``dp_subscriber.py --per-key``.
 """
