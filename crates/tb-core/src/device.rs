@@ -6,7 +6,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
-use crate::error::{Error, PeerError, UsageError};
+use crate::error::{Error, PeerError};
 use crate::firmware::{self, Firmware, FirmwareConfig, FirmwareEvent};
 use crate::gateway::Gateway;
 use crate::limits::{self, Pacer, SessionLimits};
@@ -15,41 +15,9 @@ use crate::provision::{self, ProvisionOutcome};
 use crate::queue::Echoes;
 use crate::split::Shape;
 use crate::topics;
-
-/// Milliseconds on a monotonic clock the host chooses; only differences matter.
-pub type Millis = u64;
-
-/// MQTT quality of service. ThingsBoard grants at most 1 (spec 2.3), so there is no QoS 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QoS {
-    /// Fire and forget.
-    AtMostOnce = 0,
-    /// Acknowledged with PUBACK; resent until then.
-    AtLeastOnce = 1,
-}
-
-impl QoS {
-    /// Converts a user-supplied number, refusing anything but 0 and 1.
-    pub fn from_int(n: i64) -> Result<QoS, UsageError> {
-        match n {
-            0 => Ok(QoS::AtMostOnce),
-            1 => Ok(QoS::AtLeastOnce),
-            other => Err(UsageError::BadQos(other)),
-        }
-    }
-}
-
-/// Id of an attribute request or a client-side RPC (each counts from 1 per device).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RequestId(pub u32);
-
-/// Id of an attribute subscription (counts from 1 per device).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SubscriptionId(pub u32);
-
-/// Id of one outgoing publish, unique per device; the host reports its PUBACK with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(pub u64);
+// Design: the ids and the clock live in lib.rs, below every module (firmware.rs needs Millis
+// and device.rs imports firmware); re-exported here for the `impl Device` files.
+pub(crate) use crate::{MessageId, Millis, QoS, RequestId, SubscriptionId};
 
 /// What kind of session this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +37,7 @@ pub struct Config {
     /// QoS of telemetry, attributes, claims, RPC and subscriptions.
     pub qos: QoS,
     /// Bound on messages queued or awaiting PUBACK; beyond it commands fail with
-    /// [`CapacityError::QueueFull`].
+    /// [`CapacityError::QueueFull`](crate::CapacityError::QueueFull).
     pub max_queued: usize,
     /// Session kind.
     pub mode: Mode,

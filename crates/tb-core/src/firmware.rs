@@ -28,9 +28,9 @@ use core::hash::Hasher as _;
 use serde_json::{Map, Value};
 use sha2::Digest as _;
 
-use crate::device::Millis;
 use crate::error::PeerError;
 use crate::topics;
+use crate::Millis;
 
 /// Shared attribute: package title. spec 11.1
 pub const FW_TITLE: &str = "fw_title";

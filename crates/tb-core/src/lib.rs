@@ -52,10 +52,7 @@ mod queue;
 mod split;
 pub mod topics;
 
-pub use device::{
-    Config, Device, Event, MessageId, Millis, Mode, Publish, QoS, RequestId, SubscriptionId,
-    TimedOut, Transmit, LIMITS_TIMEOUT_MS,
-};
+pub use device::{Config, Device, Event, Mode, Publish, TimedOut, Transmit, LIMITS_TIMEOUT_MS};
 pub use error::{CapacityError, Error, PeerError, UsageError};
 pub use firmware::{
     Checksum, ChecksumAlgorithm, Digest, FirmwareConfig, FirmwareEvent, UnknownAlgorithm,
@@ -64,6 +61,43 @@ pub use gateway::GatewayEvent;
 pub use limits::{RateLimit, SessionLimits};
 pub use provision::ProvisionOutcome;
 pub use serde_json;
+
+// ---- ids and time: below every module, so any of them may use these --------------------
+
+/// Milliseconds on a monotonic clock the host chooses; only differences matter.
+pub type Millis = u64;
+
+/// MQTT quality of service. ThingsBoard grants at most 1 (spec 2.3), so there is no QoS 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QoS {
+    /// Fire and forget.
+    AtMostOnce = 0,
+    /// Acknowledged with PUBACK; resent until then.
+    AtLeastOnce = 1,
+}
+
+impl QoS {
+    /// Converts a user-supplied number, refusing anything but 0 and 1.
+    pub fn from_int(n: i64) -> Result<QoS, UsageError> {
+        match n {
+            0 => Ok(QoS::AtMostOnce),
+            1 => Ok(QoS::AtLeastOnce),
+            other => Err(UsageError::BadQos(other)),
+        }
+    }
+}
+
+/// Id of an attribute request or a client-side RPC (each counts from 1 per device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u32);
+
+/// Id of an attribute subscription (counts from 1 per device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionId(pub u32);
+
+/// Id of one outgoing publish, unique per device; the host reports its PUBACK with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u64);
 
 /// Whether the `gateway` feature is on (a `const`, so code behind it compiles away without).
 pub(crate) const GATEWAY: bool = cfg!(feature = "gateway");
