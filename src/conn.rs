@@ -197,11 +197,8 @@ pub async fn run(shared: Arc<Shared>, gen: u64, sig: Arc<Signals>, first_timeout
         if !retry {
             return;
         }
-        if was_up {
+        if was_up || timed_out {
             // After a session the backoff starts over; a silent path already cost its wait.
-            delay = min_delay;
-        }
-        if timed_out {
             delay = min_delay;
         }
         if first_failure {
@@ -219,7 +216,12 @@ pub async fn run(shared: Arc<Shared>, gen: u64, sig: Arc<Signals>, first_timeout
             _ = sig.stop.notified() => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        delay = (delay * 2).min(shared.settings.max_delay);
+        // Design: an attempt that timed out (a silent path holding it) already waited its
+        // bound and put no load on the server: it does not grow the delay, so the reset or
+        // refusal that ends a silent path is retried after the shortest wait.
+        if !timed_out {
+            delay = (delay * 2).min(shared.settings.max_delay);
+        }
     }
 }
 
