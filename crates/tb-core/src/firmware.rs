@@ -242,10 +242,17 @@ impl core::fmt::Display for UnknownAlgorithm {
 
 impl core::error::Error for UnknownAlgorithm {}
 
-/// CRC-32 (ISO-HDLC, as zlib and Guava's `crc32()`), with a 256-entry table: 1 KiB of flash
-/// instead of the 16 KiB slice-by-16 tables of faster implementations (firmware budget).
-static CRC32: crc::Crc<u32, crc::Table<1>> =
-    crc::Crc::<u32, crc::Table<1>>::new(&crc::CRC_32_ISO_HDLC);
+/// CRC-32 (ISO-HDLC, as zlib and Guava's `crc32()`). With the `crc-table` feature (on by
+/// default) through a 256-entry table: 1 KiB instead of the 16 KiB slice-by-16 tables of faster
+/// implementations. Without it bit by bit, with no table at all.
+// Design: a microcontroller hashes an image as fast as the network brings it (kilobytes per
+// second), which the bitwise loop keeps up with; its 1 KiB of flash is worth more.
+static CRC32: crc::Crc<u32, CrcTable> = crc::Crc::<u32, CrcTable>::new(&crc::CRC_32_ISO_HDLC);
+
+#[cfg(feature = "crc-table")]
+type CrcTable = crc::Table<1>;
+#[cfg(not(feature = "crc-table"))]
+type CrcTable = crc::NoTable;
 
 /// An incremental checksum: feed the image in pieces with [`update`](Checksum::update), then
 /// [`finish`](Checksum::finish).
@@ -256,7 +263,7 @@ enum Hasher {
     Sha256(sha2::Sha256),
     Sha384(sha2::Sha384),
     Sha512(sha2::Sha512),
-    Crc32(crc::Digest<'static, u32, crc::Table<1>>),
+    Crc32(crc::Digest<'static, u32, CrcTable>),
     Murmur3_32(mur3::Hasher32),
     Murmur3_128(mur3::Hasher128),
 }
