@@ -441,7 +441,7 @@ fn device_session(c: &mut Checker, _token: &str) {
         &mut dev,
         1_900,
         "v1/devices/me/claim",
-        br#"{"durationMs":60000,"secretKey":"claim-secret"}"#,
+        br#"{"secretKey":"claim-secret","durationMs":60000}"#,
     );
     c.idle(&mut dev, 1_900);
 

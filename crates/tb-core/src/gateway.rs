@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::device::{Device, MessageId, Millis, QoS, RequestId, SubscriptionId, TimedOut};
 use crate::error::{Error, PeerError, UsageError};
-use crate::payload::{self, kind};
+use crate::payload::{self, kind, Object};
 use crate::split::Shape;
 use crate::topics;
 
@@ -210,22 +210,12 @@ fn check_name(device: &str) -> Result<(), UsageError> {
     Ok(())
 }
 
-fn object(pairs: &[(&str, Value)]) -> Value {
-    // Design: inserts, not `collect()`: collecting into a map sorts, and the sort's code
-    // costs kilobytes of flash on a microcontroller.
-    let mut m = Map::new();
-    for (k, v) in pairs {
-        m.insert((*k).to_string(), v.clone());
-    }
-    Value::Object(m)
-}
-
 /// `{"device": name, "type": type}` (A.4).
 pub(crate) fn connect_payload(device: &str, device_type: &str) -> Vec<u8> {
-    payload::encode(&object(&[
-        ("device", Value::String(device.into())),
-        ("type", Value::String(device_type.into())),
-    ]))
+    Object::new()
+        .str("device", device)
+        .str("type", device_type)
+        .finish()
 }
 
 impl Device {
@@ -276,7 +266,7 @@ impl Device {
     pub fn gw_disconnect_device(&mut self, device: &str, qos: QoS) -> Result<MessageId, Error> {
         self.gateway_only()?;
         check_name(device)?;
-        let body = payload::encode(&object(&[("device", Value::String(device.into()))]));
+        let body = Object::new().str("device", device).finish();
         let id = self.enqueue(topics::GATEWAY_DISCONNECT.into(), body, qos)?;
         self.gw.devices.retain(|(n, _)| n != device);
         Ok(id)
@@ -343,12 +333,12 @@ impl Device {
         check_name(device)?;
         let id = RequestId(self.next_attr_request.wrapping_add(1));
         let keys: Vec<Value> = keys.iter().map(|k| Value::String((*k).into())).collect();
-        let body = payload::encode(&object(&[
-            ("keys", Value::Array(keys)),
-            ("device", Value::String(device.into())),
-            ("client", Value::Bool(client)),
-            ("id", Value::from(id.0)),
-        ]));
+        let body = Object::new()
+            .value("keys", &Value::Array(keys))
+            .str("device", device)
+            .value("client", &Value::Bool(client))
+            .value("id", &Value::from(id.0))
+            .finish();
         let qos = self.config().qos;
         self.enqueue(topics::GATEWAY_ATTRIBUTES_REQUEST.into(), body, qos)?;
         self.next_attr_request = id.0;
@@ -371,11 +361,11 @@ impl Device {
     ) -> Result<MessageId, Error> {
         self.gateway_only()?;
         check_name(device)?;
-        let body = payload::encode(&object(&[
-            ("device", Value::String(device.into())),
-            ("id", Value::from(id)),
-            ("data", response.clone()),
-        ]));
+        let body = Object::new()
+            .str("device", device)
+            .value("id", &Value::from(id))
+            .value("data", response)
+            .finish();
         self.enqueue(topics::GATEWAY_RPC.into(), body, qos)
     }
 
@@ -390,9 +380,8 @@ impl Device {
     ) -> Result<MessageId, Error> {
         self.gateway_only()?;
         check_name(device)?;
-        let inner: Value = serde_json::from_slice(&payload::claim(secret_key, duration_ms))
-            .unwrap_or_else(|_| Value::Object(Map::new()));
-        let body = payload::encode(&object(&[(device, inner)]));
+        let inner = payload::claim(secret_key, duration_ms);
+        let body = Object::new().raw(device, &inner).finish();
         self.enqueue(topics::GATEWAY_CLAIM.into(), body, qos)
     }
 

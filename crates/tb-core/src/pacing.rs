@@ -41,13 +41,11 @@ impl Device {
         let ask = crate::LIMITS && self.cfg.ask_session_limits && self.cfg.limits.is_none();
         if ask {
             let topic = alloc::format!("{}{}", topics::RPC_REQUEST_PREFIX, LIMITS_RPC_ID);
-            let mut params = serde_json::Map::new();
-            params.insert("timeout".into(), Value::from(5000));
-            head.push(self.internal(
-                topic,
-                payload::rpc_request("getSessionLimits", &Value::Object(params)),
-                qos,
-            ));
+            let body = payload::Object::new()
+                .str("method", "getSessionLimits")
+                .raw("params", br#"{"timeout":5000}"#)
+                .finish();
+            head.push(self.internal(topic, body, qos));
             self.limits_deadline = Some(now.saturating_add(LIMITS_TIMEOUT_MS));
             let hold = if self.limits_answered {
                 LIMITS_TIMEOUT_MS

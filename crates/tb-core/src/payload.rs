@@ -9,6 +9,62 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
+/// A compact JSON object written field by field, in call order.
+///
+/// Design: the requests the device builds (attribute requests, RPC, claims, the gateway's
+/// messages) have fixed keys, so they are written straight into the payload instead of built
+/// as a `Map` and serialised: no key `String`s, no map nodes, no `Value` clones, and the same
+/// bytes with or without serde_json's `preserve_order` (a `Map` without it sorts its keys).
+/// On the Cortex-M3 example this is about a kilobyte less flash than the maps it replaces.
+pub(crate) struct Object(Vec<u8>);
+
+impl Object {
+    pub(crate) fn new() -> Object {
+        Object(alloc::vec![b'{'])
+    }
+
+    fn key(mut self, key: &str) -> Object {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        write_str(&mut self.0, key);
+        self.0.push(b':');
+        self
+    }
+
+    /// Adds `"key":"value"`.
+    pub(crate) fn str(self, key: &str, value: &str) -> Object {
+        let mut o = self.key(key);
+        write_str(&mut o.0, value);
+        o
+    }
+
+    /// Adds `"key":value` for any JSON value.
+    pub(crate) fn value(self, key: &str, value: &Value) -> Object {
+        let mut o = self.key(key);
+        o.0.extend_from_slice(&encode(value));
+        o
+    }
+
+    /// Adds `"key":` followed by `json`, already-encoded JSON.
+    pub(crate) fn raw(self, key: &str, json: &[u8]) -> Object {
+        let mut o = self.key(key);
+        o.0.extend_from_slice(json);
+        o
+    }
+
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.0.push(b'}');
+        self.0
+    }
+}
+
+/// Appends `s` as a JSON string (quoted and escaped).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Design: `to_vec`, as `encode` does: `to_writer` needs std. A `str` always serialises.
+    out.extend_from_slice(&serde_json::to_vec(s).unwrap_or_default());
+}
+
 use crate::error::UsageError;
 
 /// A short name of a JSON value's kind, in Python's words (the API's users write Python).
@@ -114,41 +170,35 @@ fn join_keys(which: &str, keys: &[&str]) -> Result<String, UsageError> {
 /// Builds an attribute request: `{"clientKeys":"a,b","sharedKeys":"c"}`, each field present only
 /// when keys were given (an empty list counts as not given, as in the reference).
 pub fn attribute_request(client: &[&str], shared: &[&str]) -> Result<Vec<u8>, UsageError> {
-    let mut m = Map::new();
+    let mut o = Object::new();
     if !client.is_empty() {
-        m.insert(
-            "clientKeys".into(),
-            Value::String(join_keys("client", client)?),
-        );
+        o = o.str("clientKeys", &join_keys("client", client)?);
     }
     if !shared.is_empty() {
-        m.insert(
-            "sharedKeys".into(),
-            Value::String(join_keys("shared", shared)?),
-        );
+        o = o.str("sharedKeys", &join_keys("shared", shared)?);
     }
-    Ok(encode(&Value::Object(m)))
+    Ok(o.finish())
 }
 
 /// Builds a client-side RPC request: `{"method":...,"params":...}` (spec 8).
 pub fn rpc_request(method: &str, params: &Value) -> Vec<u8> {
-    let mut m = Map::new();
-    m.insert("method".into(), Value::String(method.into()));
-    m.insert("params".into(), params.clone());
-    encode(&Value::Object(m))
+    Object::new()
+        .str("method", method)
+        .value("params", params)
+        .finish()
 }
 
 /// Builds a claim request: `{"secretKey":...,"durationMs":...}`, each key only when given
 /// (spec 9; the reference omits an empty secret and a zero duration).
 pub fn claim(secret_key: Option<&str>, duration_ms: Option<u64>) -> Vec<u8> {
-    let mut m = Map::new();
+    let mut o = Object::new();
     if let Some(s) = secret_key.filter(|s| !s.is_empty()) {
-        m.insert("secretKey".into(), Value::String(s.into()));
+        o = o.str("secretKey", s);
     }
     if let Some(d) = duration_ms.filter(|d| *d != 0) {
-        m.insert("durationMs".into(), Value::from(d));
+        o = o.value("durationMs", &Value::from(d));
     }
-    encode(&Value::Object(m))
+    o.finish()
 }
 
 /// Checks a server-RPC request id before it is put into a reply topic.
@@ -209,6 +259,20 @@ mod tests {
             br#"{"secretKey":"k","durationMs":60000}"#
         );
         assert_eq!(claim(None, None), b"{}");
+    }
+
+    #[test]
+    fn objects_are_written_in_call_order_with_strings_escaped() {
+        let o = Object::new()
+            .str("z", "a\"b\\c\n\u{1}é")
+            .value("a", &json!({"k": [1, 2.5, null]}))
+            .raw("m", b"true")
+            .finish();
+        assert_eq!(
+            String::from_utf8(o).unwrap(),
+            r#"{"z":"a\"b\\c\n\u0001é","a":{"k":[1,2.5,null]},"m":true}"#
+        );
+        assert_eq!(Object::new().finish(), b"{}");
     }
 
     #[test]
