@@ -768,19 +768,14 @@ impl Device {
     }
 
     fn matching_subscriptions(&self, data: &Map<String, Value>) -> Vec<SubscriptionId> {
-        let mut out: Vec<SubscriptionId> = self
-            .subscriptions
-            .iter()
-            .filter(|(_, k)| k == "*")
-            .map(|(id, _)| *id)
-            .collect();
-        for key in data.keys() {
-            out.extend(
-                self.subscriptions
-                    .iter()
-                    .filter(|(_, k)| k == key)
-                    .map(|(id, _)| *id),
-            );
+        // `*` first, then per key in the update's order (plain loops: see gateway.rs).
+        let mut out = Vec::new();
+        for want in core::iter::once("*").chain(data.keys().map(String::as_str)) {
+            for (id, k) in &self.subscriptions {
+                if k == want {
+                    out.push(*id);
+                }
+            }
         }
         out
     }

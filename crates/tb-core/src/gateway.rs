@@ -119,23 +119,20 @@ impl Gateway {
     }
 
     fn matching(&self, device: &str, data: &Map<String, Value>) -> Vec<SubscriptionId> {
-        let subs = &self.subscriptions;
-        let mut out: Vec<SubscriptionId> = subs
-            .iter()
-            .filter(|(_, d, _)| d == "*")
-            .map(|s| s.0)
-            .collect();
-        out.extend(
-            subs.iter()
-                .filter(|(_, d, k)| d == device && k == "*")
-                .map(|s| s.0),
-        );
-        for key in data.keys() {
-            out.extend(
-                subs.iter()
-                    .filter(|(_, d, k)| d == device && k == key)
-                    .map(|s| s.0),
-            );
+        // Design: plain loops rather than filter/map/collect chains: the same ids in the same
+        // order, in less flash on a microcontroller.
+        let mut out = Vec::new();
+        for (id, d, _) in &self.subscriptions {
+            if d == "*" {
+                out.push(*id);
+            }
+        }
+        for want in core::iter::once("*").chain(data.keys().map(String::as_str)) {
+            for (id, d, k) in &self.subscriptions {
+                if d == device && k == want {
+                    out.push(*id);
+                }
+            }
         }
         out
     }
