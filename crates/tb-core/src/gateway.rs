@@ -79,7 +79,7 @@ struct Pending {
 pub(crate) struct Gateway {
     /// Sub-devices connected with `gw_connect_device` and not disconnected: (name, type), in
     /// connect order, announced again after every reconnect.
-    devices: Vec<(String, String)>,
+    pub(crate) devices: Vec<(String, String)>,
     next_sub: u32,
     /// (id, device or `*`, key or `*`).
     subscriptions: Vec<(SubscriptionId, String, String)>,
@@ -88,14 +88,6 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// The connect messages to send again after a reconnect.
-    pub(crate) fn announcements(&self) -> Vec<Vec<u8>> {
-        self.devices
-            .iter()
-            .map(|(name, ty)| connect_payload(name, ty))
-            .collect()
-    }
-
     pub(crate) fn deadline(&self) -> Option<Millis> {
         self.pending.iter().map(|p| p.deadline).min()
     }

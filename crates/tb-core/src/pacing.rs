@@ -2,13 +2,14 @@
 //! the answer (packet size, rate windows), holding the queue until it arrives, and re-splitting
 //! what is queued when the limits shrink. The windows themselves live in [`crate::limits`].
 
+use alloc::borrow::Cow;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::device::{Device, MessageId, Millis, Publish, QoS, LIMITS_TIMEOUT_MS};
 use crate::error::PeerError;
-use crate::gateway::upload_device;
+use crate::gateway::{connect_payload, upload_device};
 use crate::limits::{Cost, SessionLimits};
 use crate::payload;
 use crate::split::{self, Shape};
@@ -26,18 +27,26 @@ impl Device {
     /// the head of the queue (id 0 keeps the queue sorted), and start holding data.
     pub(crate) fn queue_session_start(&mut self, now: Millis) {
         // What is left from an earlier connection is replaced.
-        let before = self.queued.len();
-        let qos1_before = self
-            .queued
-            .iter()
-            .filter(|p| p.id == INTERNAL && p.qos == QoS::AtLeastOnce)
-            .count();
-        self.queued.retain(|p| p.id != INTERNAL);
-        debug_assert!(before - self.queued.len() >= qos1_before);
-        self.qos1_unacked -= qos1_before;
+        let mut qos1_removed = 0;
+        self.queued.retain(|p| {
+            let internal = p.id == INTERNAL;
+            if internal && p.qos == QoS::AtLeastOnce {
+                qos1_removed += 1;
+            }
+            !internal
+        });
+        self.qos1_unacked -= qos1_removed;
 
+        // Each goes to the front, so what is pushed last leaves first: the announcements in
+        // connect order (pushed from the last one), and the limits request before them.
         let qos = self.cfg.qos;
-        let mut head: Vec<Publish> = Vec::new();
+        if crate::GATEWAY && self.is_gateway() {
+            for i in (0..self.gw.devices.len()).rev() {
+                let (name, ty) = &self.gw.devices[i];
+                let body = connect_payload(name, ty);
+                self.push_internal(topics::GATEWAY_CONNECT.into(), body, qos);
+            }
+        }
         let ask = crate::LIMITS && self.cfg.ask_session_limits && self.cfg.limits.is_none();
         if ask {
             let topic = alloc::format!("{}{}", topics::RPC_REQUEST_PREFIX, LIMITS_RPC_ID);
@@ -45,7 +54,7 @@ impl Device {
                 .str("method", "getSessionLimits")
                 .raw("params", br#"{"timeout":5000}"#)
                 .finish();
-            head.push(self.internal(topic, body, qos));
+            self.push_internal(topic.into(), body, qos);
             self.limits_deadline = Some(now.saturating_add(LIMITS_TIMEOUT_MS));
             let hold = if self.limits_answered {
                 LIMITS_TIMEOUT_MS
@@ -54,27 +63,20 @@ impl Device {
             };
             self.limits_hold = (hold > 0).then(|| now.saturating_add(hold));
         }
-        if crate::GATEWAY && self.is_gateway() {
-            for body in self.gw.announcements() {
-                head.push(self.internal(topics::GATEWAY_CONNECT.into(), body, qos));
-            }
-        }
-        for p in head.into_iter().rev() {
-            if p.qos == QoS::AtLeastOnce {
-                self.qos1_unacked += 1;
-            }
-            self.queued.push_front(p);
-        }
     }
 
-    fn internal(&self, topic: alloc::string::String, payload: Vec<u8>, qos: QoS) -> Publish {
-        Publish {
+    /// Puts a message of the device's own at the head of the queue.
+    fn push_internal(&mut self, topic: Cow<'static, str>, payload: Vec<u8>, qos: QoS) {
+        if qos == QoS::AtLeastOnce {
+            self.qos1_unacked += 1;
+        }
+        self.queued.push_front(Publish {
             id: INTERNAL,
-            topic: topic.into(),
+            topic,
             payload,
             qos,
             data_points: 0,
-        }
+        });
     }
 
     /// Whether the head of the queue (with this id and cost) may leave now; if pacing holds

@@ -392,3 +392,54 @@ fn big_sub_device_telemetry_is_split_under_one_id() {
     assert!(!d.is_pending(id));
     assert_eq!(d.unacknowledged_qos1(), 0);
 }
+
+#[test]
+fn after_a_reconnect_the_limits_request_goes_first_then_the_announcements_once() {
+    let mut d = Device::new(Config {
+        mode: Mode::Gateway,
+        ask_session_limits: true,
+        ..Config::default()
+    });
+    d.handle_connected();
+    assert!(matches!(
+        d.poll_transmit(0),
+        Some(Transmit::Subscribe { .. })
+    ));
+    let limits = (
+        "v1/devices/me/rpc/request/0".to_string(),
+        r#"{"method":"getSessionLimits","params":{"timeout":5000}}"#.to_string(),
+    );
+    let first = publishes(&mut d, 0);
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].0.clone(), first[0].1.clone()), limits);
+    d.gw_connect_device("A", "t1", Q1).unwrap();
+    d.gw_connect_device("C", "t3", Q1).unwrap();
+    for (_, _, id) in publishes(&mut d, 0) {
+        d.handle_puback(id);
+    }
+    // The limits request was never answered nor acknowledged: it is replaced, not doubled.
+    d.handle_disconnected();
+    d.handle_connected();
+    assert!(matches!(
+        d.poll_transmit(0),
+        Some(Transmit::Subscribe { .. })
+    ));
+    let again = publishes(&mut d, 0);
+    let seen: Vec<(&str, &str)> = again
+        .iter()
+        .map(|(t, p, _)| (t.as_str(), p.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (limits.0.as_str(), limits.1.as_str()),
+            ("v1/gateway/connect", r#"{"device":"A","type":"t1"}"#),
+            ("v1/gateway/connect", r#"{"device":"C","type":"t3"}"#),
+        ]
+    );
+    assert_eq!(d.unacknowledged_qos1(), 3);
+    for (_, _, id) in &again {
+        d.handle_puback(*id);
+    }
+    assert_eq!(d.unacknowledged_qos1(), 0);
+}
