@@ -265,8 +265,10 @@ impl Device {
             limits_answered: false,
             paced_until: None,
         };
-        if let Some(l) = dev.cfg.limits.clone().filter(|_| crate::LIMITS) {
-            dev.apply_limits(l);
+        if crate::LIMITS {
+            if let Some(l) = dev.cfg.limits.clone() {
+                dev.apply_limits(l);
+            }
         }
         dev
     }
@@ -852,17 +854,26 @@ impl Device {
     /// limits) may go: call [`handle_timeout`](Device::handle_timeout) and then
     /// [`poll_transmit`](Device::poll_transmit) again.
     pub fn poll_timeout(&self) -> Option<Millis> {
-        [
-            self.pending.iter().map(|p| p.deadline).min(),
-            self.fw.deadline(),
-            self.gw.deadline().filter(|_| crate::GATEWAY),
-            self.limits_hold,
-            self.limits_deadline,
-            self.paced_until,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        // Design: pairwise, and only the deadlines the features built in can have, rather than
+        // an array of all six through flatten().min(): less code on a microcontroller.
+        fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, None) => a,
+                (None, b) => b,
+            }
+        }
+        let requests = self.pending.iter().map(|p| p.deadline).min();
+        let mut t = earliest(requests, self.fw.deadline());
+        if crate::GATEWAY {
+            t = earliest(t, self.gw.deadline());
+        }
+        if crate::LIMITS {
+            t = earliest(t, self.limits_hold);
+            t = earliest(t, self.limits_deadline);
+            t = earliest(t, self.paced_until);
+        }
+        t
     }
 
     /// The next firmware download report for the host (see [`crate::firmware`]): drain it
