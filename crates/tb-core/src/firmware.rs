@@ -829,15 +829,25 @@ fn parse_chunk_topic(topic: &str) -> Result<(u32, u64), PeerError> {
     let rest = topic
         .strip_prefix(topics::FW_RESPONSE_PREFIX)
         .ok_or(PeerError::UnknownTopic)?;
-    let (request, chunk) = rest
-        .split_once(topics::FW_CHUNK_INFIX)
+    // Design: the request id ends at the first '/', and the numbers are read by hand: no
+    // substring search and no `str::parse`, whose code costs flash on a microcontroller.
+    let (request, tail) = rest.split_at(rest.find('/').ok_or(PeerError::UnknownTopic)?);
+    let chunk = tail
+        .strip_prefix(topics::FW_CHUNK_INFIX)
         .ok_or(PeerError::UnknownTopic)?;
-    let decimal = |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
-    if !decimal(request) || !decimal(chunk) {
-        return Err(PeerError::BadId);
-    }
-    let request = request.parse::<u32>().map_err(|_| PeerError::BadId)?;
-    let chunk = chunk.parse::<u64>().map_err(|_| PeerError::BadId)?;
+    // At most 19 digits: below u64::MAX, so the sum cannot overflow.
+    let decimal = |s: &str| -> Option<u64> {
+        if s.is_empty() || s.len() > 19 {
+            return None;
+        }
+        s.bytes().try_fold(0u64, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+        })
+    };
+    let request = decimal(request)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or(PeerError::BadId)?;
+    let chunk = decimal(chunk).ok_or(PeerError::BadId)?;
     Ok((request, chunk))
 }
 
@@ -1012,6 +1022,25 @@ mod tests {
             parse_chunk_topic("v2/fw/response/99999999999/chunk/0"),
             Err(PeerError::BadId)
         );
+        assert_eq!(
+            parse_chunk_topic("v2/fw/response/4294967295/chunk/9999999999999999999"),
+            Ok((u32::MAX, 9_999_999_999_999_999_999))
+        );
+        for bad in [
+            "v2/fw/response/1/chunk/99999999999999999999", // 20 digits
+            "v2/fw/response/1/chunk/+1",
+            "v2/fw/response/1/chunk/1 ",
+            "v2/fw/response//chunk/1",
+        ] {
+            assert_eq!(parse_chunk_topic(bad), Err(PeerError::BadId), "{bad}");
+        }
+        for unknown in ["v2/fw/response/1/chunks/1", "v2/fw/response/1/x/chunk/1"] {
+            assert_eq!(
+                parse_chunk_topic(unknown),
+                Err(PeerError::UnknownTopic),
+                "{unknown}"
+            );
+        }
     }
 
     #[test]
