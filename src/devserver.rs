@@ -4,7 +4,7 @@
 //! runs with the GIL released (`py.detach`), because the server's IO tasks log through
 //! pyo3-log and so may wait for the GIL while they hold the server's store lock; holding the
 //! GIL while waiting for that lock could deadlock. Blocking calls wait in slices of at most
-//! [`SIGNAL_SLICE`] and check for Ctrl-C between them. JSON goes in and out as text; the
+//! [`SIGNAL_SLICE`](crate::wait::SIGNAL_SLICE) and check for Ctrl-C between them. JSON goes in and out as text; the
 //! Python wrapper (`thingsboard_sdk.devserver`) converts with `json`. Stored values come out
 //! as `(type, value)` with `type` ThingsBoard's name (`LONG`, `DOUBLE`, `BOOLEAN`, `STRING`,
 //! `JSON`) and `value` a Python bool/int/float/str (JSON values as their text).
@@ -24,8 +24,7 @@ use tb_devserver::{
     RpcOutcome, RpcStatus, TbValue, UnknownAlgorithm,
 };
 
-/// How long a blocked call waits between checks for Ctrl-C.
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
+use crate::wait::{deadline, secs, slice};
 
 /// `Config::log_scope`: attaches to the interpreter once for a batch of log records. Design:
 /// pyo3-log takes the GIL per record, and on a server thread that has no Python thread state
@@ -61,32 +60,6 @@ fn py_err(e: DevServerError) -> PyErr {
         | DevServerError::InvalidCredentials(_)
         | DevServerError::InvalidJson(_)
         | DevServerError::InvalidFirmware(_) => PyValueError::new_err(msg),
-    }
-}
-
-fn secs(v: f64, what: &str) -> PyResult<Duration> {
-    if !v.is_finite() || v < 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be a non-negative number of seconds, got {v}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(v.min(1e9)))
-}
-
-fn deadline(timeout: Option<f64>, what: &str) -> PyResult<Option<Instant>> {
-    Ok(match timeout {
-        None => None,
-        Some(t) => Some(Instant::now() + secs(t, what)?),
-    })
-}
-
-/// The next slice to wait: at most [`SIGNAL_SLICE`], never past `deadline`.
-fn slice(deadline: Option<Instant>) -> Duration {
-    match deadline {
-        None => SIGNAL_SLICE,
-        Some(d) => d
-            .saturating_duration_since(Instant::now())
-            .min(SIGNAL_SLICE),
     }
 }
 

@@ -17,6 +17,7 @@ mod py;
 mod runtime;
 mod session;
 mod tls;
+mod wait;
 mod waker;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

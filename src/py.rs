@@ -14,25 +14,7 @@ use crate::errors::SdkError;
 use crate::firmware;
 use crate::runtime;
 use crate::tls;
-
-/// How long a blocked call sleeps between checks for Ctrl-C.
-const SIGNAL_SLICE: Duration = Duration::from_millis(50);
-
-fn secs(v: f64, what: &str) -> PyResult<Duration> {
-    if !v.is_finite() || v < 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "{what} must be a non-negative number of seconds, got {v}"
-        )));
-    }
-    Ok(Duration::from_secs_f64(v.min(1e9)))
-}
-
-fn deadline(timeout: Option<f64>, what: &str) -> PyResult<Option<Instant>> {
-    Ok(match timeout {
-        None => None,
-        Some(t) => Some(Instant::now() + secs(t, what)?),
-    })
-}
+use crate::wait::{deadline, secs, SIGNAL_SLICE};
 
 /// Blocks (GIL released) until `done` holds or the deadline passes; Ctrl-C interrupts.
 fn block_until<F>(
