@@ -10,7 +10,7 @@ use crate::error::{Error, PeerError};
 use crate::firmware::{Firmware, FirmwareConfig, FirmwareEvent};
 use crate::gateway::Gateway;
 use crate::limits::{self, Pacer, SessionLimits};
-use crate::payload::{self, kind};
+use crate::payload;
 use crate::provision::{self, ProvisionOutcome};
 use crate::queue::Echoes;
 use crate::split::Shape;
@@ -598,15 +598,8 @@ impl Device {
     }
 
     fn classify(&mut self, topic: &str, payload: &[u8]) -> Result<Event, PeerError> {
-        let json = |payload: &[u8]| -> Result<Value, PeerError> {
-            serde_json::from_slice(payload).map_err(|e| PeerError::InvalidJson(e.to_string()))
-        };
-        let object = |payload: &[u8]| -> Result<Map<String, Value>, PeerError> {
-            match json(payload)? {
-                Value::Object(m) => Ok(m),
-                other => Err(PeerError::NotAnObject(kind(&other))),
-            }
-        };
+        let json = payload::parse;
+        let object = payload::parse_object;
         if topic == topics::ATTRIBUTES {
             let data = object(payload)?;
             self.firmware_offer(&data, true);

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::device::{Device, MessageId, Millis, QoS, RequestId, SubscriptionId, TimedOut};
 use crate::error::{Error, PeerError, UsageError};
-use crate::payload::{self, kind, Object};
+use crate::payload::{self, Object};
 use crate::split::Shape;
 use crate::topics;
 
@@ -131,11 +131,7 @@ impl Gateway {
 
     /// Classifies a publish on a `v1/gateway/` topic.
     pub(crate) fn classify(&mut self, topic: &str, payload: &[u8]) -> Result<(), PeerError> {
-        let msg = match serde_json::from_slice::<Value>(payload) {
-            Ok(Value::Object(m)) => m,
-            Ok(other) => return Err(PeerError::NotAnObject(kind(&other))),
-            Err(e) => return Err(PeerError::InvalidJson(e.to_string())),
-        };
+        let msg = payload::parse_object(payload)?;
         let device = match msg.get("device") {
             Some(Value::String(d)) => d.clone(),
             _ => return Err(PeerError::BadField("device")),

@@ -8,7 +8,6 @@ use alloc::vec::Vec;
 use serde_json::Value;
 
 use crate::device::{Device, MessageId, Millis, Publish, QoS, LIMITS_TIMEOUT_MS};
-use crate::error::PeerError;
 use crate::gateway::{connect_payload, upload_device};
 use crate::limits::{Cost, SessionLimits};
 use crate::payload;
@@ -101,9 +100,7 @@ impl Device {
     pub(crate) fn handle_limits_response(&mut self, topic: &str, payload: &[u8]) {
         self.limits_deadline = None;
         self.limits_hold = None;
-        let parsed = serde_json::from_slice::<Value>(payload)
-            .map_err(|e| PeerError::InvalidJson(alloc::string::ToString::to_string(&e)))
-            .and_then(|v| SessionLimits::from_json(&v));
+        let parsed = payload::parse(payload).and_then(|v| SessionLimits::from_json(&v));
         match parsed {
             Ok(limits) => {
                 self.limits_answered = true;

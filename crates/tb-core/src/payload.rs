@@ -65,7 +65,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&serde_json::to_vec(s).unwrap_or_default());
 }
 
-use crate::error::UsageError;
+use crate::error::{PeerError, UsageError};
 
 /// A short name of a JSON value's kind, in Python's words (the API's users write Python).
 pub fn kind(v: &Value) -> &'static str {
@@ -140,6 +140,24 @@ pub fn check_attributes(v: &Value) -> Result<(), UsageError> {
             "attributes must be a dict, got {}",
             kind(other)
         ))),
+    }
+}
+
+/// Parses an incoming payload as JSON; bad JSON is the peer's fault.
+// Design: one function for every incoming topic (not inlined), so the parse and its error
+// mapping are in flash once.
+#[inline(never)]
+pub(crate) fn parse(payload: &[u8]) -> Result<Value, PeerError> {
+    serde_json::from_slice(payload)
+        .map_err(|e| PeerError::InvalidJson(alloc::string::ToString::to_string(&e)))
+}
+
+/// Parses an incoming payload that must be a JSON object.
+#[inline(never)]
+pub(crate) fn parse_object(payload: &[u8]) -> Result<Map<String, Value>, PeerError> {
+    match parse(payload)? {
+        Value::Object(m) => Ok(m),
+        other => Err(PeerError::NotAnObject(kind(&other))),
     }
 }
 

@@ -75,11 +75,7 @@ pub enum ProvisionOutcome {
 
 /// Reads a provisioning response (spec 10.4).
 pub fn parse_response(payload: &[u8]) -> Result<ProvisionOutcome, PeerError> {
-    let v: Value =
-        serde_json::from_slice(payload).map_err(|e| PeerError::InvalidJson(e.to_string()))?;
-    let Value::Object(m) = v else {
-        return Err(PeerError::NotAnObject(kind(&v)));
-    };
+    let m = crate::payload::parse_object(payload)?;
     let text = |key: &str| match m.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
