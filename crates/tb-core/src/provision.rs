@@ -3,7 +3,7 @@
 //! spec: thingsboard-mqtt.md, section 10.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
@@ -79,7 +79,9 @@ pub fn parse_response(payload: &[u8]) -> Result<ProvisionOutcome, PeerError> {
     let text = |key: &str| match m.get(key) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
+        // `encode`, not `to_string`: the same compact JSON, without linking a second serialiser
+        // (Value's Display) into the firmware.
+        Some(other) => String::from_utf8(encode(other)).unwrap_or_default(),
     };
     let status = text("status");
     if status == "SUCCESS" {
@@ -139,5 +141,19 @@ mod tests {
         }
         assert!(parse_response(b"nope").is_err());
         assert_eq!(parse_response(b"[1]"), Err(PeerError::NotAnObject("list")));
+    }
+
+    #[test]
+    fn a_status_or_message_that_is_no_string_is_read_as_its_json() {
+        let odd = br#"{"status":404,"errorMsg":{"why":["no", 1.5]}}"#;
+        match parse_response(odd) {
+            Ok(ProvisionOutcome::Failure {
+                status, error_msg, ..
+            }) => {
+                assert_eq!(status, "404");
+                assert_eq!(error_msg, r#"{"why":["no",1.5]}"#);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }
