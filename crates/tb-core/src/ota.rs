@@ -125,10 +125,6 @@ impl Device {
         if self.cfg.mode == Mode::Provisioning {
             return;
         }
-        let before = self.queued.len();
-        self.queued
-            .retain(|p| !p.topic.starts_with(topics::FW_REQUEST_PREFIX));
-        // Chunk requests are QoS 1.
-        self.qos1_unacked -= before - self.queued.len();
+        self.remove_queued(|p| p.topic.starts_with(topics::FW_REQUEST_PREFIX));
     }
 }

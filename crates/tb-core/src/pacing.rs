@@ -26,15 +26,7 @@ impl Device {
     /// the head of the queue (id 0 keeps the queue sorted), and start holding data.
     pub(crate) fn queue_session_start(&mut self, now: Millis) {
         // What is left from an earlier connection is replaced.
-        let mut qos1_removed = 0;
-        self.queued.retain(|p| {
-            let internal = p.id == INTERNAL;
-            if internal && p.qos == QoS::AtLeastOnce {
-                qos1_removed += 1;
-            }
-            !internal
-        });
-        self.qos1_unacked -= qos1_removed;
+        self.remove_queued(|p| p.id == INTERNAL);
 
         // Each goes to the front, so what is pushed last leaves first: the announcements in
         // connect order (pushed from the last one), and the limits request before them.

@@ -155,6 +155,24 @@ impl Device {
         self.enqueue_parts(topic.into(), parts, qos)
     }
 
+    /// Removes the queued (not yet sent) publishes that `gone` picks and keeps the count of
+    /// unacknowledged QoS 1 publishes in step (the queue's bound rests on it); returns how
+    /// many were removed. Messages are deleted from `queued` only here (sending moves them
+    /// to `inflight`; re-splitting in `pacing.rs` replaces them by their parts).
+    pub(crate) fn remove_queued(&mut self, mut gone: impl FnMut(&Publish) -> bool) -> usize {
+        let before = self.queued.len();
+        let mut qos1 = 0;
+        self.queued.retain(|p| {
+            let g = gone(p);
+            if g && p.qos == QoS::AtLeastOnce {
+                qos1 += 1;
+            }
+            !g
+        });
+        self.qos1_unacked -= qos1;
+        before - self.queued.len()
+    }
+
     pub(crate) fn requeue_inflight(&mut self) {
         while let Some(p) = self.inflight.pop_back() {
             self.queued.push_front(p);
@@ -175,17 +193,7 @@ impl Device {
         if self.inflight.iter().any(|p| p.id == id) {
             return false;
         }
-        let before = self.queued.len();
-        let mut qos1 = 0;
-        self.queued.retain(|p| {
-            let gone = p.id == id;
-            if gone && p.qos == QoS::AtLeastOnce {
-                qos1 += 1;
-            }
-            !gone
-        });
-        self.qos1_unacked -= qos1;
-        before != self.queued.len()
+        self.remove_queued(|p| p.id == id) > 0
     }
 
     /// Queues a message the host restored from its durable queue (accepted by an earlier
