@@ -463,13 +463,16 @@ def test_silent_path_longer_than_default_keepalive_then_reset(
         proxy.blackhole()
         # Idle: only the keepalive's PINGREQ, unanswered, can show the path is dead.
         noticed = watch.wait_down(DEFAULT_KEEPALIVE + 60) - silent_from
-        # The app goes on sending while the client retries into the silent path.
+        # The app goes on sending for 10 s while the client retries into the silent path
+        # (each attempt is held until its bound): repeated timeouts must not leave it asleep.
+        accepted_before = proxy.accepted
         i = 1
-        while i <= 60:
+        while i <= 200:
             sends.append((time.monotonic(), client.send_telemetry({"i": i})))
             i += 1
             time.sleep(0.05)
         assert not client.connected, "reconnected through a silent path"
+        attempts = proxy.accepted - accepted_before
         proxy.reset()
         back = proxy.restore()
         silent_for = back - silent_from
@@ -495,11 +498,13 @@ def test_silent_path_longer_than_default_keepalive_then_reset(
     lost = sorted(set(range(total)) - set(counts))
     print(
         f"\nsilent {silent_for:.1f} s at keepalive {DEFAULT_KEEPALIVE} s: noticed after "
-        f"{noticed:.1f} s, sent {total}, lost {len(lost)}, "
+        f"{noticed:.1f} s, {attempts} attempts into the silent path, sent {total}, "
+        f"lost {len(lost)}, "
         f"duplicates {sum(c - 1 for c in counts.values() if c > 1)}, traffic again "
         f"{(resumed or float('nan')) * 1000:.0f} ms after the path was back"
     )
     assert silent_for > DEFAULT_KEEPALIVE, "the path was not silent longer than the keepalive"
+    assert attempts >= 2, "the client did not keep trying while the path was silent"
     assert lost == [], f"lost {len(lost)}: {lost[:20]}"
     assert resumed is not None, "no message sent after the path was back was acknowledged"
     assert resumed < 1.0, f"traffic again only {resumed:.2f} s after the path was back"
