@@ -323,6 +323,7 @@ def run_client(kind: str, py: Path, keepalive: int, args, workdir: Path, FaultPr
             sent=len(accepted),
             offered=int(args.rate * args.seconds),
             lost=len(accepted - set(counts)),
+            lost_ranges=ranges(sorted(accepted - set(counts))),
             duplicates=sum(c - 1 for c in counts.values() if c > 1),
             recovery=recovery,
             refused=result["refused"],
@@ -343,6 +344,17 @@ def run_client(kind: str, py: Path, keepalive: int, args, workdir: Path, FaultPr
 
 
 # ---------------------------------------------------------------- report
+
+
+def ranges(nums: list[int]) -> list[str]:
+    """``[3, 4, 5, 9]`` -> ``["3-5", "9"]``: where the losses fell, for the JSON."""
+    out: list[str] = []
+    for n in nums:
+        if out and int(out[-1].split("-")[-1]) == n - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{n}"
+        else:
+            out.append(str(n))
+    return out
 
 
 def table(rows: list[dict]) -> str:
