@@ -153,6 +153,8 @@ pub struct Session {
     /// Packet ids awaiting PUBACK/SUBACK, oldest first.
     inflight: VecDeque<(u16, Awaiting)>,
     publishes_inflight: u16,
+    /// The window filled and has not yet drained to [`Session::refill_at`]; see `has_room`.
+    window_full: bool,
     events: VecDeque<Event>,
     last_tx: Millis,
     last_rx: Millis,
@@ -183,6 +185,7 @@ impl Session {
             last_pkid: 0,
             inflight: VecDeque::new(),
             publishes_inflight: 0,
+            window_full: false,
             events: VecDeque::new(),
             last_tx: 0,
             last_rx: 0,
@@ -201,8 +204,25 @@ impl Session {
     }
 
     /// Whether a QoS 1 publish fits in the in-flight window now.
+    ///
+    /// Design: once the window is full it opens again only after a quarter of it (at least
+    /// one) is acknowledged, not at the first PUBACK. A steady stream then goes out in
+    /// batches, many PUBLISHes per write, instead of one small write per PUBACK, which
+    /// costs both sides a wake-up and a system call per message (TCP's silly-window rule,
+    /// RFC 1122 4.2.3.3, for the same reason). A lone message never waits: it finds the
+    /// window open.
     pub fn has_room(&self) -> bool {
-        self.is_up() && self.publishes_inflight < self.opts.max_inflight.max(1)
+        self.is_up() && !self.window_full && self.publishes_inflight < self.window()
+    }
+
+    fn window(&self) -> u16 {
+        self.opts.max_inflight.max(1)
+    }
+
+    /// In-flight publishes the window must drain to before it opens again once full.
+    fn refill_at(&self) -> u16 {
+        let w = self.window();
+        w - (w / 4).max(1)
     }
 
     /// QoS 1 publishes awaiting PUBACK.
@@ -260,6 +280,7 @@ impl Session {
         if qos == QoS::AtLeastOnce {
             p.pkid = self.take_pkid(now, Awaiting::Publish(id));
             self.publishes_inflight += 1;
+            self.window_full = self.publishes_inflight >= self.window();
         }
         self.write(now, &Packet::Publish(p));
         true
@@ -297,6 +318,7 @@ impl Session {
         self.rx = BytesMut::new();
         self.inflight = VecDeque::new();
         self.publishes_inflight = 0;
+        self.window_full = false;
         self.events.clear();
         self.waiting_since = None;
         self.ping_sent = None;
@@ -427,6 +449,9 @@ impl Session {
             (Phase::Up, Packet::PubAck(ack)) => {
                 if let Some(Awaiting::Publish(id)) = self.acknowledge(ack.pkid) {
                     self.publishes_inflight -= 1;
+                    if self.publishes_inflight <= self.refill_at() {
+                        self.window_full = false;
+                    }
                     self.events.push_back(Event::Acked(id));
                 }
                 // An unknown id (a stray or duplicate PUBACK) is ignored.
@@ -638,6 +663,43 @@ mod tests {
         // A stray or repeated PUBACK is ignored.
         s.handle_data(31, &[0x40, 2, 0, 1]);
         assert!(events(&mut s).is_empty());
+    }
+
+    #[test]
+    fn full_window_reopens_after_a_quarter_is_acknowledged() {
+        let mut s = Session::new(Options {
+            max_inflight: 8,
+            ..opts()
+        });
+        s.connect(0, 5_000);
+        s.handle_data(10, &[0x20, 2, 0, 0]);
+        events(&mut s);
+        out(&mut s);
+        let publish = |s: &mut Session, i: u64| {
+            s.publish(20, MessageId(i), "t".into(), Bytes::new(), QoS::AtLeastOnce)
+        };
+        // A lone message finds the window open and goes out at once.
+        assert!(publish(&mut s, 0));
+        assert_eq!(out(&mut s), [0x32, 5, 0, 1, b't', 0, 1]);
+        for i in 1..8 {
+            assert!(publish(&mut s, i));
+        }
+        assert!(!s.has_room(), "8 of 8 in flight");
+        // One PUBACK frees one slot, but the window waits for a quarter (2).
+        s.handle_data(30, &[0x40, 2, 0, 1]);
+        assert!(!s.has_room());
+        assert!(!publish(&mut s, 8));
+        s.handle_data(31, &[0x40, 2, 0, 2]);
+        assert!(s.has_room());
+        assert!(publish(&mut s, 8));
+        assert!(publish(&mut s, 9));
+        assert!(!s.has_room(), "full again");
+        // Below the full mark the window stays open: acknowledging from 7 in flight works
+        // one slot at a time.
+        s.handle_data(40, &[0x40, 2, 0, 3, 0x40, 2, 0, 4]);
+        assert!(s.has_room());
+        assert!(publish(&mut s, 10));
+        assert!(s.has_room(), "7 of 8 after a refill that did not fill it");
     }
 
     #[test]
