@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::Sleep;
@@ -103,6 +103,17 @@ impl Transport {
                 });
                 match r {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Ok(n) if n > 0 && n < READ_BUF => {
+                        // Design: a short read drained the socket; forget its readiness now
+                        // (no system call) rather than learn it from one more read that
+                        // fails with EAGAIN: one read per wake-up, not two. Bytes that come
+                        // later raise a fresh readiness event. Tokio's own poll_read does
+                        // the same.
+                        let _ = s.try_io(Interest::READABLE, || {
+                            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+                        });
+                        return Ok(n);
+                    }
                     other => return other,
                 }
             },
