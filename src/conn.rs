@@ -32,6 +32,18 @@ use crate::session::{Close, Event};
 /// here). Holding attempts to the backlog's size connects them all in well under a second.
 static CONNECTING: Semaphore = Semaphore::const_new(100);
 
+type Permit = tokio::sync::SemaphorePermit<'static>;
+
+/// The first bound on a TCP handshake; it doubles with each handshake abandoned in a row.
+///
+/// Design: a SYN dropped by a full listen backlog is sent again by the kernel only after
+/// 1 s, then 3 s, 7 s..., and all that while the attempt holds one of the [`CONNECTING`]
+/// permits, so a storm of connects waits behind its unlucky attempts (10,000 connects to a
+/// loaded mosquitto took 10.4 s). A new socket after a short bound goes to the back of the
+/// permit queue and sends a fresh SYN at once. 500 ms is above any handshake's round trip on
+/// a working path but the satellite's; doubling still reaches that within the attempt.
+const TCP_CONNECT_FIRST: Duration = Duration::from_millis(500);
+
 /// How long a reconnect attempt (TCP, TLS, CONNECT/CONNACK) may take before it is abandoned
 /// and tried again. Design: a path that swallows packets holds an attempt forever; a short
 /// bound with a prompt retry lets traffic flow soon after the path is back.
@@ -53,19 +65,44 @@ enum Transport {
 }
 
 impl Transport {
-    async fn open(shared: &Shared) -> Result<Transport, Ended> {
+    /// Opens TCP, holding a [`CONNECTING`] permit (the caller's first one, `permit`) while
+    /// the handshake runs, then TLS if configured. Returns the transport and the permit
+    /// (kept until CONNACK). A handshake that takes longer than its bound (starting at
+    /// [`TCP_CONNECT_FIRST`], doubling each time) is abandoned, its permit released, and
+    /// tried again on a new socket; the caller bounds the whole attempt.
+    async fn open(
+        shared: &Shared,
+        mut permit: Option<Permit>,
+    ) -> Result<(Transport, Option<Permit>), Ended> {
         let s = &shared.settings;
         let net = |e: io::Error| Ended::Failed {
             reason: format!("network error: {e}"),
             timed_out: false,
             refused: false,
         };
-        let tcp = TcpStream::connect((s.host.as_str(), s.port))
-            .await
-            .map_err(net)?;
+        let mut bound = TCP_CONNECT_FIRST;
+        let tcp = loop {
+            let connect = TcpStream::connect((s.host.as_str(), s.port));
+            match tokio::time::timeout(bound, connect).await {
+                Ok(r) => break r.map_err(net)?,
+                Err(_) => {
+                    log::debug!(
+                        target: LOG,
+                        "no TCP handshake with {}:{} within {} ms (a lost SYN?); trying again",
+                        s.host,
+                        s.port,
+                        bound.as_millis()
+                    );
+                    // Back to the end of the queue, so others go first.
+                    drop(permit.take());
+                    bound *= 2;
+                    permit = CONNECTING.acquire().await.ok();
+                }
+            }
+        };
         tcp.set_nodelay(true).map_err(net)?;
         let Some(cfg) = &s.tls else {
-            return Ok(Transport::Tcp(tcp));
+            return Ok((Transport::Tcp(tcp), permit));
         };
         let name =
             rustls::pki_types::ServerName::try_from(s.host.clone()).map_err(|e| Ended::Failed {
@@ -83,10 +120,8 @@ impl Transport {
                 reason: format!("TLS error: {e}"),
                 timed_out: false,
             })?;
-        Ok(Transport::Tls(
-            Box::new(tls),
-            vec![0; 16 * 1024].into_boxed_slice(),
-        ))
+        let buf = vec![0; 16 * 1024].into_boxed_slice();
+        Ok((Transport::Tls(Box::new(tls), buf), permit))
     }
 
     /// Waits for bytes and reads them; `Ok(0)` is the peer's end of stream. Cancel safe.
@@ -282,8 +317,8 @@ async fn attempt_once(
     was_up: &mut bool,
 ) -> Ended {
     let permit = CONNECTING.acquire().await.ok();
-    let opened = tokio::time::timeout(timeout, Transport::open(shared)).await;
-    let transport = match opened {
+    let opened = tokio::time::timeout(timeout, Transport::open(shared, permit)).await;
+    let (transport, permit) = match opened {
         Ok(Ok(t)) => t,
         Ok(Err(e)) => return e,
         Err(_) => {
@@ -307,7 +342,7 @@ async fn serve(
     sig: &Signals,
     mut t: Transport,
     connack_timeout: Duration,
-    mut permit: Option<tokio::sync::SemaphorePermit<'static>>,
+    mut permit: Option<Permit>,
     was_up: &mut bool,
 ) -> Ended {
     {

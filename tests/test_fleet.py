@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 
@@ -42,6 +43,33 @@ def test_connect_all_reports_failures_without_raising(token):
     clients = [TBDeviceMqttClient("127.0.0.1", port, access_token=f"{token}-{i}") for i in range(3)]
     assert connect_all(clients, timeout=5) == 0
     assert all(c.last_error for c in clients)
+
+
+def test_attempts_whose_syns_are_dropped_do_not_hold_up_other_connects(broker, token):
+    # A listener whose one-place accept queue is taken and never served: the kernel drops
+    # every SYN sent to it, as a loaded broker's full listen backlog does.
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(0)
+    filler = socket.create_connection(black_hole.getsockname(), timeout=5)
+    host, port = black_hole.getsockname()
+    # As many attempts as the engine lets run at once (100): each waits for a SYN-ACK that
+    # never comes, and each attempt may last two minutes.
+    stuck = [TBDeviceMqttClient(host, port, access_token=f"{token}-s{i}") for i in range(100)]
+    healthy = TBDeviceMqttClient(broker.host, broker.port, access_token=token)
+    try:
+        for c in stuck:
+            c._engine.connect(120, wait=False)  # what connect_all does: start, do not wait
+        # A handshake that gets no answer soon is given up and tried again behind the
+        # others, so this connect is not held for the stuck attempts' two minutes.
+        assert healthy.connect(timeout=30) == 0
+        assert not any(c.connected for c in stuck)
+    finally:
+        healthy.disconnect()
+        for c in stuck:
+            c.disconnect()
+        filler.close()
+        black_hole.close()
 
 
 def test_device_group_serves_every_client_on_the_calling_thread(broker, tb_peer, token):
