@@ -299,6 +299,51 @@ class Broker:
                 self.proc.wait(5)
 
 
+class DevServerProc:
+    """The dev server in a process of its own (``_devserver.py``) with the fleet's devices."""
+
+    def __init__(self, py: Path, devices: int, logdir: Path) -> None:
+        self.err = open(logdir / f"devserver-{devices}.stderr", "ab")
+        self.proc = subprocess.Popen(
+            [str(py), str(HERE / "_devserver.py"), "--devices", str(devices)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.err,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "READY":
+            self.proc.kill()
+            raise SystemExit(f"dev server did not start: {line}; see {self.err.name}")
+        self.port, self.register_s = int(line[1]), float(line[2])
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def rss_kib(self) -> int:
+        """Resident set size now (``/proc/<pid>/statm``)."""
+        pages = int(Path(f"/proc/{self.proc.pid}/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/task"))
+
+    def stop(self) -> int | None:
+        """Stops the server; returns the distinct messages its devices stored."""
+        stored = None
+        try:
+            out, _ = self.proc.communicate(timeout=120)  # closing stdin stops it
+            for line in out.splitlines():
+                if line.startswith("STORED "):
+                    stored = int(line.split()[1])
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
+        return stored
+
+
 def wait_with_rusage(proc: subprocess.Popen, timeout: float):
     """Wait for ``proc`` (killing it after ``timeout``); return (exit code, rusage, timed_out)."""
     timed_out = threading.Event()
@@ -545,14 +590,21 @@ def run_fleet_one(kind: str, py: Path, broker: Broker, n: int, args, logdir: Pat
     """One fleet attempt: ``fleet_<kind>.py`` with ``n`` devices, bounded in time."""
     duration = int(args.fleet_duration)
     bound = args.fleet_connect_timeout + duration + 15 + 2 + 20
-    sub = start_subscriber(broker.port, n * duration, logdir, bound + 45)
+    devserver = None
+    if args.server == "devserver":
+        # The dev server keeps what each device sent: it counts losses, not a subscriber.
+        devserver = DevServerProc(args.devserver_python, n, logdir)
+        server, sub = devserver, None
+    else:
+        server = broker
+        sub = start_subscriber(broker.port, n * duration, logdir, bound + 45)
     out_path = logdir / f"fleet-{kind}-{n}.stdout"
     err_path = logdir / f"fleet-{kind}-{n}.stderr"
     cmd = [
         str(py),
         str(HERE / f"fleet_{kind}.py"),
         "--port",
-        str(broker.port),
+        str(server.port),
         "--devices",
         str(n),
         "--connect-timeout",
@@ -560,17 +612,32 @@ def run_fleet_one(kind: str, py: Path, broker: Broker, n: int, args, logdir: Pat
         "--duration",
         str(duration),
     ]
-    broker_cpu0, machine_cpu0, wall0 = broker.cpu_seconds(), machine_cpu_seconds(), time.monotonic()
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=str(HERE))
-        code, ru, timed_out = wait_with_rusage(proc, bound)
-    broker_cpu = broker.cpu_seconds() - broker_cpu0
+    broker_cpu0, machine_cpu0, wall0 = server.cpu_seconds(), machine_cpu_seconds(), time.monotonic()
+    server_rss0 = devserver.rss_kib() if devserver else None
+    try:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=str(HERE))
+            code, ru, timed_out = wait_with_rusage(proc, bound)
+    except BaseException:
+        if devserver:
+            devserver.proc.kill()
+        raise
+    broker_cpu = server.cpu_seconds() - broker_cpu0
     machine_cpu = machine_cpu_seconds() - machine_cpu0
     wall = time.monotonic() - wall0
     text = out_path.read_text(errors="replace")
     result = (read_lines(text, "RESULT") or [{}])[-1]
     progress = read_lines(text, "PROGRESS")
-    sub_result = finish_subscriber(sub, 30)
+    sub_result = finish_subscriber(sub, 30) if sub else None
+    server_info = None
+    if devserver:
+        server_info = {
+            "server": "devserver",
+            "register_s": devserver.register_s,
+            "rss_growth_kib": devserver.rss_kib() - (server_rss0 or 0),
+            "threads": devserver.threads(),
+        }
+        server_info["stored"] = devserver.stop()
     row = {
         "kind": kind,
         "devices": n,
@@ -583,6 +650,7 @@ def run_fleet_one(kind: str, py: Path, broker: Broker, n: int, args, logdir: Pat
         "result": result,
         "last_progress": progress[-1] if progress else None,
         "subscriber": sub_result,
+        "server": server_info or {"server": "mosquitto"},
         "stderr_tail": err_path.read_text(errors="replace")[-1500:],
     }
     row["foreign_cpu_s"] = (
@@ -590,6 +658,9 @@ def run_fleet_one(kind: str, py: Path, broker: Broker, n: int, args, logdir: Pat
     )
     if "sent" in result and sub_result:
         row["lost"] = n * duration - sub_result["distinct"]
+    stored = (server_info or {}).get("stored")
+    if "sent" in result and stored is not None:
+        row["lost"] = n * duration - stored
     ok = (
         not code
         and not timed_out
@@ -646,6 +717,11 @@ def run_fleet(pythons: dict[str, Path], broker: Broker, args, logdir: Path) -> l
                 f" s, {fmt(r.get('msgs_per_s'), ',.0f')} msgs/s, "
                 f"{fmt((r.get('rss_per_device') or 0) / 1024, '.1f')} KiB/device, "
                 f"{r.get('threads1')} threads, lost {row.get('lost')}"
+                + (
+                    f"; dev server RSS +{row['server']['rss_growth_kib'] / n:.1f} KiB/device"
+                    if "rss_growth_kib" in row["server"]
+                    else ""
+                )
                 + (f"; STOPPED: {row['stopped_because']}" if not row["ok"] else "")
             )
             if not row["ok"]:
@@ -881,6 +957,13 @@ def main() -> int:
     )
     p.add_argument("--fleet-sizes", default="100,1000,10000", help="fleet: device counts, in order")
     p.add_argument(
+        "--server",
+        choices=("mosquitto", "devserver"),
+        default="mosquitto",
+        help="fleet: the server the devices connect to; devserver = this repo's dev server in a "
+        "process of its own, a fresh one per run (losses counted from what it stored)",
+    )
+    p.add_argument(
         "--fleet-connect-timeout",
         type=float,
         default=60.0,
@@ -932,6 +1015,14 @@ def main() -> int:
             pythons[name] = ensure_venv(name, reqs)
             versions[name] = interpreter_info(pythons[name], dist)
 
+    args.devserver_python = None
+    if args.server == "devserver" and "fleet" in suites:
+        py, why = (
+            (pythons["ours"], None) if "ours" in pythons else ensure_ours(args.ours_python, False)
+        )
+        if py is None:
+            p.error(f"--server devserver needs thingsboard_sdk: {why}")
+        args.devserver_python = py
     print("## Machine\n")
     print(f"- nproc: {info['nproc']}  cpu: {info['cpu']}  kernel: {info['kernel']}")
     print(
@@ -1015,7 +1106,8 @@ def main() -> int:
     titles = {
         "telemetry": "(a) one device, QoS 1, and (d) the raw ceiling",
         "qos0": "(a) one device, QoS 0, and (d) the raw ceiling at QoS 0",
-        "fleet": "(b) fleet: N devices in one process, 1 msg/s each"
+        "fleet": "(b) fleet: N devices in one process, 1 msg/s each, against "
+        + ("the dev server (its own process)" if args.server == "devserver" else "mosquitto")
         + (" (vs raw: the QoS 1 raw ceiling above)" if raw_mps else ""),
         "rpc": f"(c) server-side RPC round trip, {args.rpc_requests:,} sequential requests",
     }
