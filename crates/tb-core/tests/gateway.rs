@@ -2,6 +2,8 @@
 //! message (thingsboard-gateway.md A.2-A.10, the reference's shapes from B.1), routing of what
 //! the server sends, and re-announcement after a reconnect.
 
+#![cfg(feature = "gateway")]
+
 use serde_json::json;
 use tb_core::{
     Config, Device, Error, Event, GatewayEvent, MessageId, Mode, PeerError, QoS, RequestId,

@@ -2,10 +2,10 @@
 //! holding data until the answer, pacing by every window (A.11), and splitting by the
 //! server's `maxPayloadSize` and data-point windows.
 
+#![cfg(feature = "limits")]
+
 use serde_json::json;
-use tb_core::{
-    Config, Device, Event, Millis, Mode, QoS, RateLimit, RequestId, SessionLimits, Transmit,
-};
+use tb_core::{Config, Device, Event, Millis, Mode, RateLimit, RequestId, SessionLimits, Transmit};
 
 fn asking(mode: Mode, hold: Millis) -> Device {
     let mut d = Device::new(Config {
@@ -171,6 +171,7 @@ fn queued_uploads_are_split_again_when_the_answer_shrinks_the_limits() {
 }
 
 #[test]
+#[cfg(feature = "gateway")]
 fn a_gateway_paces_relayed_traffic_by_gateway_rate_limits() {
     let mut d = asking(Mode::Gateway, 1000);
     drain(&mut d, 0);
@@ -181,7 +182,7 @@ fn a_gateway_paces_relayed_traffic_by_gateway_rate_limits() {
                "gatewayRateLimits": {"messages": "1:1", "telemetryMessages": "2:1",
                                      "telemetryDataPoints": "100:1"}}),
     );
-    let q = QoS::AtLeastOnce;
+    let q = tb_core::QoS::AtLeastOnce;
     d.gw_connect_device("A", "t", q).unwrap();
     d.gw_connect_device("B", "t", q).unwrap();
     for i in 0..3 {
