@@ -197,6 +197,16 @@ pub(crate) fn decode_connect(buf: &mut BytesMut, max: usize) -> Result<Inbound, 
     let level = *buf
         .get(vh + 2 + name_len)
         .ok_or_else(|| DecodeError::Malformed("short CONNECT".into()))?;
+    // MQTT 3.1.1 3.1.2-3 (and MQTT 5 3.1.2.3): the reserved flag must be 0, else the server
+    // closes the connection (the codec does not check it).
+    let flags = *buf
+        .get(vh + 2 + name_len + 1)
+        .ok_or_else(|| DecodeError::Malformed("short CONNECT".into()))?;
+    if flags & 1 != 0 {
+        return Err(DecodeError::Malformed(
+            "CONNECT reserved flag is set".into(),
+        ));
+    }
     match (name.as_str(), level) {
         ("MQTT", 4) => match v4::Packet::read(buf, max).map_err(m4_err)? {
             v4::Packet::Connect(c) => Ok(Inbound::Connect(connect_v4(c, MqttVersion::V311))),

@@ -56,6 +56,25 @@ fn garbage_and_truncated_packets_close_only_their_connection() {
 }
 
 #[test]
+fn connect_with_the_reserved_flag_set_is_closed_without_connack() {
+    // MQTT 3.1.1 3.1.2-3, MQTT 5 3.1.2.3: the server must treat it as malformed and close.
+    let s = server();
+    for level in [4u8, 5] {
+        let mut bytes = connect_raw("MQTT", level, "c1", Some(TOKEN), None, true);
+        let flags_at = 2 + 6 + 1; // fixed header, "MQTT", level
+        assert_eq!(bytes[flags_at], 0x82);
+        bytes[flags_at] |= 0x01;
+        let mut c = Client::open(s.local_addr());
+        c.send(&bytes);
+        c.expect_closed();
+    }
+    // The same CONNECT without the bit is accepted.
+    let mut c = Client::open(s.local_addr());
+    c.send(&connect_raw("MQTT", 4, "c1", Some(TOKEN), None, true));
+    assert_eq!(c.frame(), [0x20, 2, 0, 0]);
+}
+
+#[test]
 fn raw_connect_then_silence_is_closed_by_inactivity_timeout() {
     let s = server_with(tb_devserver::Config {
         inactivity_timeout: Duration::from_millis(200),
