@@ -355,6 +355,32 @@ fn telemetry_latest_is_text_unless_strict_and_history_is_a_half_open_range() {
 }
 
 #[test]
+fn history_refuses_unknown_agg_and_order_even_with_no_points() {
+    // ThingsBoard parses both before reading (Aggregation.valueOf, Sort.Direction.fromString)
+    // and answers a plain-text 400; the dev server has no points for this device at all.
+    let (_s, addr) = http_server();
+    let t = login(addr);
+    let id = device_id(addr, &t, DEVICE);
+    let base = format!(
+        "/api/plugins/telemetry/DEVICE/{id}/values/timeseries?keys=t&startTs=0&endTs=99999999999999"
+    );
+    let r = request(addr, "GET", &format!("{base}&agg=FOO"), Some(&t), b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(
+        r.text(),
+        "No enum constant org.thingsboard.server.common.data.kv.Aggregation.FOO"
+    );
+    let r = request(addr, "GET", &format!("{base}&orderBy=FOO"), Some(&t), b"");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("'FOO'"), "{}", r.text());
+    // Known values, any case for the order: 200 and no points.
+    for q in ["&agg=NONE", "&agg=AVG", "&orderBy=asc", "&orderBy=DESC"] {
+        let r = request(addr, "GET", &format!("{base}{q}"), Some(&t), b"");
+        assert_eq!((r.status, r.json()), (200, json!({})), "{q}");
+    }
+}
+
+#[test]
 fn two_way_rpc_returns_the_reply_and_expiry_gets_thingsboard_statuses() {
     let (s, addr) = http_server();
     let t = login(addr);

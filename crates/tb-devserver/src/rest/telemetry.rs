@@ -178,6 +178,9 @@ fn latest(api: &Api, name: &str, q: &[(String, String)]) -> ApiResult {
     ok_json(Value::Object(out))
 }
 
+/// The `agg` values ThingsBoard knows (its `Aggregation` enum; names are case-sensitive).
+const AGGREGATIONS: [&str; 6] = ["MIN", "MAX", "AVG", "SUM", "COUNT", "NONE"];
+
 /// Points in `[startTs, endTs)`, at most `limit` per key, newest first unless
 /// `orderBy=ASC` (spec 5.3). Aggregation other than `NONE` is not served (400).
 fn history(api: &Api, name: &str, q: &[(String, String)]) -> ApiResult {
@@ -188,8 +191,31 @@ fn history(api: &Api, name: &str, q: &[(String, String)]) -> ApiResult {
         None => 100,
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let asc = param(q, "orderBy").is_some_and(|o| o.eq_ignore_ascii_case("ASC"));
-    if let Some(agg) = param(q, "agg").filter(|a| !a.eq_ignore_ascii_case("NONE")) {
+    // ThingsBoard checks both before it looks at any data (Java's `Aggregation.valueOf`,
+    // Spring's `Sort.Direction.fromString`); their exceptions become a plain-text 400
+    // (AccessValidator.handleError, spec 3.2 shape 2).
+    let order = param(q, "orderBy").unwrap_or("DESC");
+    let asc = match order.to_ascii_uppercase().as_str() {
+        "ASC" => true,
+        "DESC" => false,
+        _ => {
+            return Err(ApiError::text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Invalid value '{order}' for orders given; Has to be either 'desc' or \
+                     'asc' (case insensitive)"
+                ),
+            ))
+        }
+    };
+    let agg = param(q, "agg").unwrap_or("NONE");
+    if !AGGREGATIONS.contains(&agg) {
+        return Err(ApiError::text(
+            StatusCode::BAD_REQUEST,
+            format!("No enum constant org.thingsboard.server.common.data.kv.Aggregation.{agg}"),
+        ));
+    }
+    if agg != "NONE" {
         let interval = param(q, "interval")
             .and_then(|i| i.parse::<i64>().ok())
             .unwrap_or(0);
