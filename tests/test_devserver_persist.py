@@ -254,3 +254,28 @@ def test_cli_restart_keeps_devices_and_skips_known_ones(tmp_path: Path):
                 proc.wait(10)
     with DevServer(data=data) as server:
         assert [p.value for p in server.telemetry("Lab", "run")] == [0, 1]
+
+
+def test_cli_restart_without_device_keeps_the_store_as_it_is(tmp_path: Path):
+    """``devserver --data D`` with no ``--device`` adds the demo device to a new store only:
+    a folder whose store already has devices gets nothing added (QA finding 8)."""
+    data = tmp_path / "data"
+    for args, expected in (
+        (["--device", "Lab:LAB_TOKEN"], "(1 devices)"),
+        ([], "(1 devices)"),
+    ):
+        proc = spawn_cli("devserver", "--port", "0", "--data", str(data), *args, cwd=tmp_path)
+        try:
+            lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
+            assert any(f"data in {data} {expected}" in line for line in lines), lines
+            proc.send_signal(signal.SIGTERM)
+            out, err = PyRunner.finish(proc, timeout=20)
+            assert proc.returncode == 0, err
+            assert "Demo Device" not in out
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    with DevServer(data=data) as server:
+        assert server.devices() == ["Lab"]
+

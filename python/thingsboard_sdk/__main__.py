@@ -298,6 +298,11 @@ def cmd_devserver(args: argparse.Namespace) -> int:
         stream = None if args.quiet else server.log_stream()
         try:
             known = set(server.devices())  # with --data, those of the previous runs
+            if known and not args.device and not args.gateway:
+                # A store that has devices keeps them as they are: the demo device is only
+                # for a new one (an existing folder without it does not get it added).
+                demo = DEMO_DEVICE_NAME in known
+                devices = [(DEMO_DEVICE_NAME, DEMO_DEVICE_TOKEN)] if demo else []
             for name, token in devices:
                 if name not in known:
                     server.add_device(name, token)
@@ -347,7 +352,7 @@ def _serve(
             f"firmware for token {fw.token}: {fw.title} {fw.version} from {fw.path} "
             f"({fw.algorithm} {fw.checksum})"
         )
-    if not args.device and not args.gateway:
+    if not args.device and not args.gateway and DEMO_DEVICE_NAME in server.devices():
         pub = f"mosquitto_pub -h {server.host} -p {server.port} -u {DEMO_DEVICE_TOKEN}"
         _out(f"try: {pub} -t v1/devices/me/telemetry -m '{{\"temperature\":25}}'")
     if server.tls_port is not None:
