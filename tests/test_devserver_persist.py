@@ -279,3 +279,75 @@ def test_cli_restart_without_device_keeps_the_store_as_it_is(tmp_path: Path):
     with DevServer(data=data) as server:
         assert server.devices() == ["Lab"]
 
+
+def test_rest_writes_answered_ok_survive_kill_9(tmp_path: Path):
+    """REST writes (shared attributes) are answered only once committed, as MQTT PUBACKs
+    are: the child ``devserver --data`` is killed with SIGKILL while four writers keep
+    posting, and every key whose POST got 200 is stored."""
+    import threading
+    import urllib.request
+
+    data = tmp_path / "data"
+    proc = spawn_cli(
+        "devserver", "--port", "0", "--http-port", "0", "--quiet", "--data", str(data),
+        "--device", "R9:R9_TOKEN", cwd=tmp_path,
+    )  # fmt: skip
+    acked: list[str] = []
+    lock = threading.Lock()
+    enough = threading.Event()
+    try:
+        lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
+        url = next(
+            word.rstrip("/") for line in lines for word in line.split() if word.startswith("http")
+        )
+
+        def call(method: str, path: str, body: object, token: str = "") -> object:
+            headers = {"Content-Type": "application/json"}
+            if token:
+                headers["X-Authorization"] = f"Bearer {token}"
+            req = urllib.request.Request(
+                url + path, json.dumps(body).encode(), headers, method=method
+            )
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                assert r.status == 200
+                raw = r.read()
+                return json.loads(raw) if raw else None
+
+        login = {"username": "tenant@thingsboard.org", "password": "tenant"}
+        token = call("POST", "/api/auth/login", login)["token"]  # type: ignore[index]
+        dev = call("GET", "/api/tenant/devices?deviceName=R9", None, token)
+        dev_id = dev["id"]["id"]  # type: ignore[index]
+
+        def writer(w: int) -> None:
+            for i in range(100_000):
+                key = f"w{w}_{i}"
+                try:
+                    call("POST", f"/api/plugins/telemetry/{dev_id}/SHARED_SCOPE", {key: i}, token)
+                except OSError:  # the server was killed
+                    return
+                with lock:
+                    acked.append(key)
+                    if len(acked) >= 400:
+                        enough.set()
+
+        threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(4)]
+        for t in threads:
+            t.start()
+        assert enough.wait(120)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        for t in threads:
+            t.join(TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+    with lock:
+        answered = list(acked)
+    with DevServer(data=data) as server:
+        stored = server.shared_attributes("R9")
+    missing = [k for k in answered if k not in stored]
+    assert not missing, f"{len(missing)} of {len(answered)} answered writes lost: {missing[:10]}"

@@ -208,6 +208,7 @@ pub(crate) fn router(api: Arc<Api>) -> Router {
         .merge(rpc::routes())
         .merge(ota::routes(max_upload))
         .route("/api/devserver/events", get(stream::events))
+        .route_layer(middleware::from_fn_with_state(api.clone(), durable))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
         .route(
@@ -234,6 +235,22 @@ async fn no_store(req: Request, next: Next) -> Response {
     if api {
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// With `Config::data`, answers a request that may have changed the store only once its
+/// changes are committed, as the MQTT session does for PUBACKs (`Durability`): what a REST
+/// client saw succeed survives the process being killed.
+async fn durable(State(api): ApiState, req: Request, next: Next) -> Response {
+    let writes = !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+    let resp = next.run(req).await;
+    if writes {
+        if let Some(d) = api.shared.durability() {
+            if let Some(seq) = d.pending() {
+                d.wait(seq).await;
+            }
+        }
     }
     resp
 }
