@@ -74,6 +74,7 @@ mod store;
 #[doc(hidden)]
 pub mod fuzzing;
 
+#[cfg(feature = "tls")]
 mod certs;
 mod checksum;
 mod codec;
@@ -86,6 +87,7 @@ mod ratelimit;
 mod topics;
 mod value;
 
+#[cfg(feature = "tls")]
 pub use certs::{write_self_signed, SelfSigned};
 pub use checksum::{ChecksumAlgorithm, UnknownAlgorithm};
 pub use codec::MqttVersion;

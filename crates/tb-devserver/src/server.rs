@@ -78,6 +78,13 @@ impl DevServer {
             }
             None => None,
         };
+        #[cfg(not(feature = "tls"))]
+        if config.tls_cert.is_some() || config.tls_key.is_some() {
+            return Err(DevServerError::Config(
+                "TLS is not available: tb-devserver was built without its `tls` feature".into(),
+            ));
+        }
+        #[cfg(feature = "tls")]
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
                 let acceptor = crate::net::tls::acceptor(cert, key)?;
@@ -95,12 +102,22 @@ impl DevServer {
                 ))
             }
         };
+        #[cfg_attr(not(feature = "sqlite"), allow(unused_mut))]
         let mut store = Store::default();
         let persistence = match &config.data {
+            #[cfg(feature = "sqlite")]
             Some(dir) => Some(
                 crate::store::sqlite::open(dir, &mut store, config.max_telemetry_per_device)
                     .map_err(DevServerError::Data)?,
             ),
+            #[cfg(not(feature = "sqlite"))]
+            Some(_) => {
+                return Err(DevServerError::Data(
+                    "persistence is not available: tb-devserver was built without its \
+                     `sqlite` feature"
+                        .into(),
+                ))
+            }
             None => None,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -111,6 +128,9 @@ impl DevServer {
             shutdown_rx.clone(),
         ));
         shared.logs.emit(format!("dev server listening on {local}"));
+        #[cfg(not(feature = "tls"))]
+        let tls_addr = None;
+        #[cfg(feature = "tls")]
         let tls_addr = tls.map(|(l, acceptor, tls_local)| {
             runtime.spawn(crate::net::tls::accept_loop(
                 shared.clone(),

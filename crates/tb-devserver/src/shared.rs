@@ -20,8 +20,7 @@ use crate::features::rpc::ClientRpcHandler;
 use crate::json::write_json_string;
 use crate::log::LogHub;
 use crate::ratelimit::Limits;
-use crate::store::sqlite::Persistence;
-use crate::store::{Durability, Store};
+use crate::store::{Durability, Persistence, Store};
 use crate::topics::{ATTRIBUTES_TOPIC, GW_ATTRIBUTES, GW_RPC, RPC_REQUEST_PREFIX};
 
 /// Commands from other tasks and threads to a session task.

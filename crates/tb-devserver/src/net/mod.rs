@@ -4,4 +4,5 @@
 
 pub(crate) mod http;
 pub(crate) mod mqtt;
+#[cfg(feature = "tls")]
 pub(crate) mod tls;

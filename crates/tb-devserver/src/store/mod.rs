@@ -12,6 +12,7 @@
 //! Live sessions are not stored here: they belong to the layer above (`shared.rs`).
 
 mod records;
+#[cfg(feature = "sqlite")]
 pub(crate) mod sqlite;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -68,6 +69,7 @@ pub(crate) type Attributes = BTreeMap<String, Stamped>;
 
 /// A write the store made, for a [`Journal`].
 #[derive(Debug)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))] // the only journal is SQLite's
 pub(crate) enum Change<'a> {
     DeviceAdded(&'a Device),
     /// Its credentials, profile, gateway or provisioned flag or last activity changed.
@@ -140,6 +142,7 @@ pub(crate) struct Durability {
     committed_tx: watch::Sender<u64>,
 }
 
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 impl Durability {
     pub(crate) fn new() -> Arc<Durability> {
         Arc::new(Durability {
@@ -189,6 +192,38 @@ impl Durability {
             }
         }
         true
+    }
+}
+
+/// A persistent store attached to a [`Store`] (`sqlite::open`): its writer thread and its
+/// progress.
+pub(crate) struct Persistence {
+    pub(crate) durability: Arc<Durability>,
+    /// The database file.
+    pub(crate) path: std::path::PathBuf,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Persistence {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) fn new(
+        durability: Arc<Durability>,
+        path: std::path::PathBuf,
+        writer: std::thread::JoinHandle<()>,
+    ) -> Persistence {
+        Persistence {
+            durability,
+            path,
+            writer: Mutex::new(Some(writer)),
+        }
+    }
+
+    /// Waits for the writer to commit what it was sent and end. Call after the store's
+    /// journal was dropped (that closes the writer's channel).
+    pub(crate) fn finish(&self) {
+        if let Some(h) = self.writer.lock().take() {
+            let _ = h.join();
+        }
     }
 }
 

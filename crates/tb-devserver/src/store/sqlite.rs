@@ -24,14 +24,12 @@
 //! [`Config::max_telemetry_per_device`]: crate::Config::max_telemetry_per_device
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
@@ -89,23 +87,6 @@ CREATE TABLE IF NOT EXISTS provisioned(
     gateway INTEGER NOT NULL);
 ";
 
-/// A persistent store attached to a [`Store`]: the writer thread and its progress.
-pub(crate) struct Persistence {
-    pub(crate) durability: Arc<Durability>,
-    pub(crate) path: PathBuf,
-    writer: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Persistence {
-    /// Waits for the writer to commit what it was sent and end. Call after the store's
-    /// journal was dropped (that closes the writer's channel).
-    pub(crate) fn finish(&self) {
-        if let Some(h) = self.writer.lock().take() {
-            let _ = h.join();
-        }
-    }
-}
-
 /// Opens (or creates) the database in folder `dir`, loads it into `store` (keeping the last
 /// `telemetry_cap` points per device) and attaches the journal that writes later changes.
 ///
@@ -146,11 +127,7 @@ pub(crate) fn open(
         tx,
         durability: durability.clone(),
     }));
-    Ok(Persistence {
-        durability,
-        path,
-        writer: Mutex::new(Some(writer)),
-    })
+    Ok(Persistence::new(durability, path, writer))
 }
 
 fn setup(conn: &Connection) -> rusqlite::Result<()> {
@@ -931,6 +908,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn temp_dir(tag: &str) -> PathBuf {
