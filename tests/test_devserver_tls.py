@@ -5,11 +5,16 @@ our client and with paho-mqtt over real TLS on 127.0.0.1.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import queue
 import signal
 import ssl
+import subprocess
+import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -130,6 +135,76 @@ def test_unknown_certificate_is_not_authorised_even_with_a_valid_token(
     refused = [e for e in server.connection_events() if e.kind == "refused"]
     assert refused and all(e.reason == "unknown client certificate" for e in refused)
     assert server.latest_telemetry("Tok") == {}
+
+
+def dated_certificate(folder: Path, start: str, end: str) -> dict[str, str]:
+    """A self-signed device certificate valid from ``start`` to ``end`` (``YYYYMMDDHHMMSSZ``),
+    made with the ``openssl`` command (``openssl ca`` is the one that takes dates)."""
+    folder.mkdir()
+    (folder / "index.txt").write_text("")
+    (folder / "serial").write_text("01\n")
+    (folder / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\n"
+        "serial = serial\ndefault_md = sha256\npolicy = p\nx509_extensions = e\n"
+        "[p]\ncommonName = supplied\n[e]\nbasicConstraints = CA:FALSE\n"
+    )
+    run = functools.partial(subprocess.run, cwd=folder, check=True, capture_output=True)
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem"]
+    run(["openssl", "req", "-new", *key, "-out", "req.csr", "-subj", "/CN=dated"])
+    ca = ["openssl", "ca", "-batch", "-notext", "-config", "ca.cnf", "-selfsign"]
+    dates = ["-startdate", start, "-enddate", end]
+    run([*ca, "-keyfile", "key.pem", "-in", "req.csr", "-out", "cert.pem", *dates])
+    return {"cert": str(folder / "cert.pem"), "key": str(folder / "key.pem")}
+
+
+def test_certificate_outside_its_validity_dates_is_not_authorised(
+    server: DevServer, certs: dict[str, str], tmp_path: Path
+):
+    """spec 3.3: an expired (or not yet valid) certificate gets CONNACK "not authorised",
+    even when it is registered as a device's X.509 credentials."""
+    for name, start, end, why in (
+        ("Expired", "20200101000000Z", "20210101000000Z", "expired"),
+        ("Early", "20900101000000Z", "20910101000000Z", "not valid before"),
+    ):
+        dated = dated_certificate(tmp_path / name, start, end)
+        server.add_device(name, cert_pem=Path(dated["cert"]).read_text())
+        c, acks = paho_connect(
+            server.tls_port, certs["ca_cert"], certfile=dated["cert"], keyfile=dated["key"]
+        )
+        try:
+            assert str(acks.get(timeout=TIMEOUT)) == "Not authorized"
+        finally:
+            c.disconnect()
+            c.loop_stop()
+        refused = [e for e in server.connection_events() if e.kind == "refused"]
+        assert refused and why in refused[-1].reason, refused
+        assert not server.is_connected(name)
+    # The registered, valid one still connects.
+    test_x509_certificate_authenticates_our_client(server, certs)
+
+
+def test_x509_credentials_id_is_thingsboards_sha3_hash(server: DevServer, certs: dict[str, str]):
+    """ThingsBoard shows X.509 credentials with ``credentialsId`` = SHA3-256 (hex) of the
+    certificate's PEM body and ``credentialsValue`` = that body."""
+    pem = Path(certs["device_cert"]).read_text()
+    body = "".join(line for line in pem.splitlines() if not line.startswith("-----"))
+
+    def call(path: str, body: Optional[dict] = None, token: str = "") -> dict:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["X-Authorization"] = f"Bearer {token}"
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(server.url.rstrip("/") + path, data, headers)
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+            return json.loads(r.read())
+
+    login = {"username": "tenant@thingsboard.org", "password": "tenant"}
+    token = call("/api/auth/login", login)["token"]
+    dev_id = call("/api/tenant/devices?deviceName=Cert", token=token)["id"]["id"]
+    creds = call(f"/api/device/{dev_id}/credentials", token=token)
+    assert creds["credentialsType"] == "X509_CERTIFICATE"
+    assert creds["credentialsId"] == hashlib.sha3_256(body.encode()).hexdigest()
+    assert creds["credentialsValue"] == body
 
 
 def test_client_refuses_a_server_it_does_not_trust(server: DevServer, tmp_path: Path):

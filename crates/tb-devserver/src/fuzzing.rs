@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::config::{Config, RateLimits};
 use crate::json::parse_lenient;
 use crate::ratelimit::{Limits, RateLimitSpec};
-use crate::session::Session;
+use crate::session::{ClientCert, Session};
 use crate::shared::Shared;
 use crate::store::*;
 use crate::value::{parse_payload, type_object, TypingOptions};
@@ -148,7 +148,10 @@ pub fn session(data: &[u8]) {
     let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 1));
     let mut s = Session::new(shared.clone(), 1, peer, tx);
     if steer & 4 != 0 {
-        s.set_client_certificate(Some(X509_BODY.into()));
+        s.set_client_certificate(Some(ClientCert {
+            body: X509_BODY.into(),
+            invalid: None,
+        }));
     }
     let mut now = Instant::now();
     let mut buf = BytesMut::new();

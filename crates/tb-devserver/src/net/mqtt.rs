@@ -18,7 +18,7 @@ use tokio::sync::mpsc::unbounded_channel;
 use tokio::sync::watch;
 
 use crate::log::LOG_TARGET;
-use crate::session::Session;
+use crate::session::{ClientCert, Session};
 use crate::shared::Shared;
 
 /// Decrements the live-connection count when a connection task ends, however it ends.
@@ -63,7 +63,7 @@ pub(crate) async fn accept_loop(
 }
 
 /// Serves one MQTT connection on `stream` (TCP, or TLS over TCP) until it closes;
-/// `client_cert` is the PEM body of the certificate a TLS client presented.
+/// `client_cert` is the certificate a TLS client presented.
 pub(crate) async fn serve<S>(
     shared: Arc<Shared>,
     mut stream: S,
@@ -71,7 +71,7 @@ pub(crate) async fn serve<S>(
     conn_id: u64,
     mut shutdown: watch::Receiver<bool>,
     _guard: LiveGuard,
-    client_cert: Option<String>,
+    client_cert: Option<ClientCert>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {

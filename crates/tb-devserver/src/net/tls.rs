@@ -8,6 +8,9 @@
 //! Design: the verifier accepts any client certificate instead of checking it against a CA,
 //! because ThingsBoard matches the certificate itself, not its issuer. It still checks the
 //! handshake signature, so a client must hold the private key of the certificate it shows.
+//! The certificate's validity dates are read here (x509-parser, a well-kept parser; rustls
+//! does not expose them) and a certificate outside them is refused at CONNECT, as
+//! ThingsBoard refuses an expired one ("not authorised").
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,6 +32,7 @@ use tokio_rustls::TlsAcceptor;
 use super::mqtt::{serve, LiveGuard};
 use crate::error::DevServerError;
 use crate::log::LOG_TARGET;
+use crate::session::ClientCert;
 use crate::shared::Shared;
 
 /// Bound on a TLS handshake; a client that stalls in it is dropped.
@@ -120,6 +124,26 @@ pub(crate) fn certificate_body(der: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(der)
 }
 
+/// Why a client certificate (DER) cannot be used `now` (Unix seconds), if it cannot: outside
+/// its validity dates, or not parseable.
+pub(crate) fn validity_problem(der: &[u8], now: i64) -> Option<String> {
+    let cert = match x509_parser::parse_x509_certificate(der) {
+        Ok((_, cert)) => cert,
+        Err(e) => return Some(format!("client certificate cannot be parsed: {e}")),
+    };
+    let v = cert.validity();
+    if now < v.not_before.timestamp() {
+        Some(format!(
+            "client certificate not valid before {}",
+            v.not_before
+        ))
+    } else if now > v.not_after.timestamp() {
+        Some(format!("client certificate expired on {}", v.not_after))
+    } else {
+        None
+    }
+}
+
 /// Accepts MQTTS connections until shutdown; each handshake runs in the connection's task.
 pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
@@ -184,6 +208,9 @@ async fn handshake(
         .1
         .peer_certificates()
         .and_then(|c| c.first())
-        .map(|c| certificate_body(c));
+        .map(|c| ClientCert {
+            body: certificate_body(c),
+            invalid: validity_problem(c, crate::store::now_ms() / 1000),
+        });
     serve(shared, tls, peer, conn_id, shutdown, guard, cert).await;
 }

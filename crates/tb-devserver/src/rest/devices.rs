@@ -16,7 +16,7 @@ use super::{
 use crate::error::DevServerError;
 use crate::features::{devices, firmware, provisioning};
 use crate::shared::State as Locked;
-use crate::store::{Credentials, Device, DeviceSpec};
+use crate::store::{x509_body, x509_credentials_id, Credentials, Device, DeviceSpec};
 
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
@@ -223,7 +223,8 @@ async fn credentials(State(api): ApiState, Path(id): Path<String>) -> ApiResult 
                 .to_string()
                 .into(),
         ),
-        Credentials::X509(cert) => (cert.clone(), cert.clone().into()),
+        // ThingsBoard shows the hash as the id and the trimmed body as the value.
+        Credentials::X509(cert) => (x509_credentials_id(cert), x509_body(cert).into()),
     };
     let cred_id = uuid::Uuid::from_u128(dev.id.as_u128() ^ 1).to_string();
     ok_json(json!({

@@ -30,6 +30,16 @@ use crate::topics::{
     PROVISION_RESPONSE_TOPIC, RPC_SUBSCRIBE_FILTER,
 };
 
+/// The certificate a TLS client presented (spec 3.3).
+#[derive(Debug, Clone)]
+pub(crate) struct ClientCert {
+    /// Its PEM body (base64 DER, no armour, no line breaks).
+    pub(crate) body: String,
+    /// Why it cannot authenticate anyone even if it is known (it is outside its validity
+    /// dates), if so.
+    pub(crate) invalid: Option<String>,
+}
+
 enum Role {
     PreConnect,
     Device(String),
@@ -63,8 +73,8 @@ pub(crate) struct Session {
     logs: Vec<String>,
     /// messages, telemetry messages, telemetry data points.
     buckets: [Option<Buckets>; 3],
-    /// PEM body of the TLS client certificate, if one was presented (spec 3.3).
-    client_cert: Option<String>,
+    /// The TLS client certificate, if one was presented (spec 3.3).
+    client_cert: Option<ClientCert>,
     /// The same for everything a gateway relays (`gatewayRateLimits`, shared by its
     /// sub-devices; thingsboard-gateway.md A.11).
     gw_buckets: [Option<Buckets>; 3],
@@ -104,8 +114,8 @@ impl Session {
 
     /// The certificate a TLS client presented: it then authenticates the device and the
     /// CONNECT credentials are ignored (spec 3.3).
-    pub(crate) fn set_client_certificate(&mut self, body: Option<String>) {
-        self.client_cert = body;
+    pub(crate) fn set_client_certificate(&mut self, cert: Option<ClientCert>) {
+        self.client_cert = cert;
     }
 
     // ---- getters ------------------------------------------------------------------------
@@ -406,7 +416,11 @@ impl Session {
             return;
         }
         let auth = match &self.client_cert {
-            Some(cert) => self.shared.state.lock().store.authenticate_x509(cert),
+            // spec 3.3: an invalid or expired certificate is "not authorised".
+            Some(ClientCert {
+                invalid: Some(why), ..
+            }) => Auth::Refused(crate::codec::ConnCode::NotAuthorized, why.clone()),
+            Some(cert) => self.shared.state.lock().store.authenticate_x509(&cert.body),
             None => self.shared.state.lock().store.authenticate(
                 &info.client_id,
                 &info.username,

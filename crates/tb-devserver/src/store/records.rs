@@ -29,6 +29,15 @@ pub(crate) fn x509_body(pem: &str) -> String {
         .collect()
 }
 
+/// ThingsBoard's `credentialsId` of X.509 credentials: the SHA3-256 of the certificate's PEM
+/// body (armour and line breaks removed), in lower-case hex. ThingsBoard stores that hash
+/// (`EncryptionUtil.getSha3Hash`) and looks a presented certificate up by it.
+pub(crate) fn x509_credentials_id(pem: &str) -> String {
+    use sha3::Digest;
+    let digest = sha3::Sha3_256::digest(x509_body(pem).as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Device credentials. spec: thingsboard-mqtt.md, 3.1-3.3.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
