@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use tokio::sync::broadcast;
@@ -78,8 +78,14 @@ impl Event {
     }
 }
 
+/// Events buffered per stream before a slow one starts losing them.
+const CAPACITY: usize = 4096;
+
 pub(crate) struct EventHub {
-    tx: broadcast::Sender<Arc<Event>>,
+    /// Made by the first stream. Design: a channel of [`CAPACITY`] slots is ~200 KB, which a
+    /// server nobody watches (the Python fixtures, the fuzz targets' fresh server per input)
+    /// need not allocate; `send` skips it until a stream opens.
+    tx: OnceLock<broadcast::Sender<Arc<Event>>>,
     /// Streams open (list or device).
     streams: AtomicUsize,
     /// Device name -> number of streams watching it.
@@ -92,7 +98,7 @@ pub(crate) struct EventHub {
 impl Default for EventHub {
     fn default() -> Self {
         EventHub {
-            tx: broadcast::channel(4096).0,
+            tx: OnceLock::new(),
             streams: AtomicUsize::new(0),
             watched: Mutex::default(),
             watched_any: AtomicUsize::new(0),
@@ -135,7 +141,10 @@ impl EventHub {
         Subscription {
             hub: self.clone(),
             device,
-            rx: self.tx.subscribe(),
+            rx: self
+                .tx
+                .get_or_init(|| broadcast::channel(CAPACITY).0)
+                .subscribe(),
         }
     }
 
@@ -152,7 +161,9 @@ impl EventHub {
     /// Sends `event` to every stream (dropped when none listens).
     pub(crate) fn send(&self, event: Event) {
         if self.listening() {
-            let _ = self.tx.send(Arc::new(event));
+            if let Some(tx) = self.tx.get() {
+                let _ = tx.send(Arc::new(event));
+            }
         }
     }
 

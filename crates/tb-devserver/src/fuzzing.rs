@@ -53,7 +53,8 @@ fn connect(client_id: &str, username: &str, v5: bool) -> Vec<u8> {
     out
 }
 
-fn state() -> Option<Arc<Shared>> {
+/// The configuration and its parsed rate limits, made once per thread (they are only read).
+fn config() -> Option<(Config, Limits)> {
     let config = Config {
         rate_limits: RateLimits {
             messages: None,
@@ -67,6 +68,14 @@ fn state() -> Option<Arc<Shared>> {
         device: RateLimitSpec::parse_all(&config.rate_limits).ok()?,
         gateway: RateLimitSpec::parse_all(&config.gateway_rate_limits).ok()?,
     };
+    Some((config, limits))
+}
+
+fn state() -> Option<Arc<Shared>> {
+    thread_local! {
+        static CONFIG: Option<(Config, Limits)> = config();
+    }
+    let (config, limits) = CONFIG.with(Clone::clone)?;
     let mut store = Store::default();
     store.insert_device(DeviceSpec::access_token("dev", DEVICE_TOKEN));
     store.insert_device(DeviceSpec::access_token("gw", GATEWAY_TOKEN).gateway(true));

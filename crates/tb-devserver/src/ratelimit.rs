@@ -45,6 +45,7 @@ impl RateLimitSpec {
 }
 
 /// Parsed limits of the server.
+#[derive(Clone)]
 pub(crate) struct Limits {
     pub(crate) device: [Option<RateLimitSpec>; 3],
     /// `gatewayRateLimits`: what a gateway relays for its sub-devices.
