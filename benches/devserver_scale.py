@@ -161,6 +161,8 @@ class Stats:
         self.sent = 0
         self.lost_connections = 0
         self.unexpected = 0
+        # Seconds from each publish written to its PUBACK read (the client's own delay included).
+        self.ack_latency: list[float] = []
 
 
 class Device(asyncio.Protocol):
@@ -173,6 +175,7 @@ class Device(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.closed = False
+        self.sent_at: dict[int, float] = {}  # packet id -> monotonic time of the publish
         body = struct.pack("!H", len(TOPIC)) + TOPIC
         self.payload = b'{"temperature":25.5,"humidity":60,"d":%d}' % i
         remaining = len(body) + 2 + len(self.payload)
@@ -189,6 +192,9 @@ class Device(asyncio.Protocol):
         for ptype, _flags, body in packets:
             if ptype == _mqtt.PUBACK:
                 self.stats.acked += 1
+                t = self.sent_at.pop(struct.unpack("!H", body[:2])[0], None)
+                if t is not None:
+                    self.stats.ack_latency.append(time.monotonic() - t)
             elif ptype == _mqtt.CONNACK and not self.connack.done():
                 if len(body) >= 2 and body[1] == 0:
                     self.connack.set_result(True)
@@ -206,6 +212,7 @@ class Device(asyncio.Protocol):
     def publish(self, pid: int) -> None:
         if not self.closed and self.transport is not None:
             self.transport.write(self.prefix + struct.pack("!H", pid) + self.payload)
+            self.sent_at[pid] = time.monotonic()
             self.stats.sent += 1
 
 
@@ -286,6 +293,23 @@ async def clients_main(args: argparse.Namespace) -> dict:
         "per_second_acked": per_second,
         "dropped_connections": dropped,
         "unexpected_packets": stats.unexpected,
+        "ack_latency_ms": latency_summary(stats.ack_latency),
+    }
+
+
+def latency_summary(seconds: list[float]) -> dict[str, float]:
+    """Percentiles (ms) of the publish-to-PUBACK times."""
+    if not seconds:
+        return {}
+    s = sorted(seconds)
+    pick = lambda q: s[min(len(s) - 1, int(q * len(s)))] * 1000  # noqa: E731
+    return {
+        "p50": pick(0.50),
+        "p90": pick(0.90),
+        "p99": pick(0.99),
+        "p999": pick(0.999),
+        "max": s[-1] * 1000,
+        "over_1s": sum(1 for x in s if x > 1.0),
     }
 
 
@@ -463,6 +487,7 @@ def part1(args: argparse.Namespace) -> dict:
         "stored_points": stored,
         "reloaded_points": reloaded,
         "unexpected_packets": result["unexpected_packets"],
+        "ack_latency_ms": result["ack_latency_ms"],
         "watched_events": watched,
     }
 
@@ -582,6 +607,15 @@ def report(p1: dict | None, p2: dict | None, args: argparse.Namespace) -> str:
             *(
                 [f"| telemetry points loaded by a restart from --data | {reloaded:,} |"]
                 if reloaded is not None
+                else []
+            ),
+            *(
+                [
+                    "| publish to PUBACK, ms: p50 / p90 / p99 / p99.9 / max (over 1 s) "
+                    f"| {lat['p50']:.1f} / {lat['p90']:.1f} / {lat['p99']:.1f} / "
+                    f"{lat['p999']:.1f} / {lat['max']:.0f} ({lat['over_1s']:,}) |"
+                ]
+                if (lat := p1.get("ack_latency_ms"))
                 else []
             ),
             f"| client process CPU (share of one core) | {p1['client_cpu_share']:.0%} |",
