@@ -640,11 +640,86 @@ impl Writer {
 
     fn write(&mut self, batch: &mut Vec<(u64, Op)>) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
+        // Design: the latest value of a (device, key) is written once per batch, not once
+        // per point. A backlog makes batches long and each device appears in them several
+        // times, so the more the writer lags, the less `latest` costs it. Pending values are
+        // written before any other change, so the order of changes stays as it was.
+        let mut latest = LatestBatch::new();
         for (_, op) in batch.drain(..) {
-            apply(&tx, &mut self.ids, op)?;
+            match op {
+                Op::Telemetry(name, points) => {
+                    insert_telemetry(&tx, &self.ids, &name, points, &mut latest)?
+                }
+                op => {
+                    latest.flush(&tx)?;
+                    apply(&tx, &mut self.ids, op)?;
+                }
+            }
         }
+        latest.flush(&tx)?;
         tx.commit()
     }
+}
+
+/// The newest point per (device row, key) of the telemetry in a batch, not yet written.
+struct LatestBatch(HashMap<(i64, String), (i64, i64, Value)>);
+
+impl LatestBatch {
+    fn new() -> Self {
+        LatestBatch(HashMap::new())
+    }
+
+    /// Notes a point; as in the store, the highest `ts` wins and a later arrival wins a tie.
+    fn note(&mut self, dev: i64, p: &TelemetryPoint) {
+        let (kind, value) = put_value(&p.value);
+        match self.0.entry((dev, p.key.clone())) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                if p.ts >= e.get().0 {
+                    e.insert((p.ts, kind, value));
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert((p.ts, kind, value));
+            }
+        }
+    }
+
+    fn flush(&mut self, c: &Connection) -> rusqlite::Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut st = c.prepare_cached(
+            "INSERT INTO latest(dev, key, ts, type, value) VALUES(?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(dev, key) DO UPDATE SET ts = excluded.ts, type = excluded.type,
+                value = excluded.value WHERE excluded.ts >= latest.ts",
+        )?;
+        for ((dev, key), (ts, kind, value)) in self.0.drain() {
+            st.execute(params![dev, key, ts, kind, value])?;
+        }
+        Ok(())
+    }
+}
+
+/// Every point goes to `telemetry`; `latest` gets the newest per key through `batch`.
+fn insert_telemetry(
+    c: &Connection,
+    ids: &HashMap<String, i64>,
+    name: &str,
+    points: Vec<TelemetryPoint>,
+    batch: &mut LatestBatch,
+) -> rusqlite::Result<()> {
+    let Some(&d) = ids.get(name) else {
+        return Ok(());
+    };
+    let mut ins = c.prepare_cached(
+        "INSERT INTO telemetry(dev, ts, key, type, value) VALUES(?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for p in &points {
+        let (kind, value) = put_value(&p.value);
+        ins.execute(params![d, p.ts, p.key, kind, value])?;
+        batch.note(d, p);
+    }
+    Ok(())
 }
 
 fn apply(c: &Connection, ids: &mut HashMap<String, i64>, op: Op) -> rusqlite::Result<()> {
@@ -715,22 +790,9 @@ fn apply(c: &Connection, ids: &mut HashMap<String, i64>, op: Op) -> rusqlite::Re
             }
         }
         Op::Telemetry(name, points) => {
-            let Some(d) = dev(ids, &name) else {
-                return Ok(());
-            };
-            let mut ins = c.prepare_cached(
-                "INSERT INTO telemetry(dev, ts, key, type, value) VALUES(?1, ?2, ?3, ?4, ?5)",
-            )?;
-            let mut latest = c.prepare_cached(
-                "INSERT INTO latest(dev, key, ts, type, value) VALUES(?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(dev, key) DO UPDATE SET ts = excluded.ts, type = excluded.type,
-                    value = excluded.value WHERE excluded.ts >= latest.ts",
-            )?;
-            for p in points {
-                let (kind, value) = put_value(&p.value);
-                ins.execute(params![d, p.ts, p.key, kind, value])?;
-                latest.execute(params![d, p.key, p.ts, kind, value])?;
-            }
+            let mut latest = LatestBatch::new();
+            insert_telemetry(c, ids, &name, points, &mut latest)?;
+            latest.flush(c)?;
         }
         Op::AttributesSet(name, scope, values, ts) => {
             let Some(d) = dev(ids, &name) else {
@@ -1049,6 +1111,73 @@ mod tests {
         let (st, p) = reopen(&dir, 10);
         close(st, p);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn one_batch_writes_the_newest_latest_value_and_keeps_the_order_of_changes() {
+        let conn = Connection::open_in_memory().expect("memory");
+        setup(&conn).expect("schema");
+        let mut w = Writer {
+            conn,
+            ids: HashMap::new(),
+        };
+        let device = |name: &str| Op::Device {
+            name: name.into(),
+            id: uuid::Uuid::new_v4(),
+            created_ms: 1,
+            credentials: Credentials::AccessToken(format!("tok-{name}")),
+            gateway: false,
+            profile: None,
+            provisioned: false,
+            last_activity_ms: 0,
+        };
+        let point = |ts: i64, v: i64| TelemetryPoint {
+            ts,
+            key: "t".into(),
+            value: TbValue::Long(v),
+        };
+        let telemetry =
+            |name: &str, ts: i64, v: i64| Op::Telemetry(name.into(), vec![point(ts, v)]);
+        // A: a tie (the later arrival wins) and an older point (ignored); B: removed after
+        // its telemetry, in the same batch, so none of its rows may come back.
+        let mut batch: Vec<(u64, Op)> = [
+            device("A"),
+            device("B"),
+            telemetry("A", 10, 1),
+            telemetry("B", 10, 7),
+            telemetry("A", 10, 2),
+            telemetry("A", 5, 3),
+            Op::DeviceRemoved("B".into()),
+            telemetry("A", 9, 4),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| (i as u64 + 1, op))
+        .collect();
+        w.write(&mut batch).expect("write");
+        let rows: Vec<(String, i64, i64)> = w
+            .conn
+            .prepare("SELECT d.name, l.ts, l.value FROM latest l JOIN device d USING(dev)")
+            .expect("query")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("values");
+        assert_eq!(rows, vec![("A".to_string(), 10, 2)]);
+        let orphans: i64 = w
+            .conn
+            .query_row(
+                "SELECT count(*) FROM latest WHERE dev NOT IN (SELECT dev FROM device)",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(orphans, 0);
+        let points: i64 = w
+            .conn
+            .query_row("SELECT count(*) FROM telemetry", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(points, 4, "every point of A is kept, none of B");
     }
 
     #[test]
