@@ -386,8 +386,18 @@ def main() -> int:
         help="comma list: 'default' (each client's own) and/or seconds",
     )
     p.add_argument("--rate", type=float, default=20.0, help="messages a second")
-    p.add_argument("--seconds", type=float, default=22.0, help="seconds of sending")
-    p.add_argument("--silent", type=float, default=4.0, help="seconds the path stays silent")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="seconds of sending (default 22, longer by what --silent adds over 4)",
+    )
+    p.add_argument(
+        "--silent",
+        type=float,
+        default=4.0,
+        help="seconds the path stays silent (130: longer than every default keepalive)",
+    )
     p.add_argument("--drain", type=float, default=30.0, help="client's wait for its acks, s")
     p.add_argument("--linger", type=float, default=10.0, help="subscriber's wait for the rest")
     p.add_argument(
@@ -397,6 +407,9 @@ def main() -> int:
     )
     p.add_argument("--rebuild-ours", action="store_true", help="rebuild benches/.venvs/ours")
     args = p.parse_args()
+    if args.seconds is None:
+        # The restart comes 2 s after the silent path ends; 3.5 s more of sending after it.
+        args.seconds = 22.0 + max(0.0, args.silent - 4.0)
     kinds = [k.strip() for k in args.only.split(",") if k.strip()]
     if set(kinds) - set(KINDS):
         p.error(f"--only: unknown {sorted(set(kinds) - set(KINDS))}")
