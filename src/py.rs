@@ -286,7 +286,7 @@ impl Client {
     #[new]
     #[pyo3(signature = (host, port, client_id, *, username=None, password=None, qos=1,
         keepalive=120.0, tls=false, ca_certs=None, cert_file=None, key_file=None,
-        tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=1.0,
+        tls_verify=true, reconnect=true, reconnect_min_delay=0.1, reconnect_max_delay=0.5,
         max_queued_messages=100_000, max_inflight=64, provisioning=false, chunk_size=0,
         firmware=true, firmware_dir=None, firmware_chunk_timeout=30.0, gateway=false,
         queue_dir=None, session_limits=true, pacing=true, rate_limits=None,

@@ -354,9 +354,8 @@ def test_default_keepalive_traffic_resumes_after_fault(
     fault, restartable_broker, proxy, peer_factory
 ):
     """QoS 1 telemetry at 20 msg/s through one fault at the default keepalive: every number
-    arrives, and a message sent after the path is back is acknowledged within 1 s (plus the
-    backoff cap after a broker restart). benches/faults.py measures the same beside paho-mqtt
-    and tb-mqtt-client."""
+    arrives, and a message sent after the path is back is acknowledged within 1 s.
+    benches/faults.py measures the same beside paho-mqtt and tb-mqtt-client."""
     b = restartable_broker
     peer = peer_factory(b, persistent=True)
     client = TBDeviceMqttClient(
@@ -423,10 +422,9 @@ def test_default_keepalive_traffic_resumes_after_fault(
     )
     assert lost == [], f"lost {len(lost)}: {lost[:20]}"
     assert "resumed" in result, "no message sent after the path was back was acknowledged"
-    # Issue 13: traffic again within 1 s of the path being back. A restarted broker is found
-    # by retrying, so there the reconnect backoff's cap (reconnect_max_delay, 1 s) adds to it.
-    bound = 1.0 + (1.0 if fault == "broker restart" else 0.0)
-    assert result["resumed"] < bound, f"traffic again only {result['resumed']:.2f} s after"
+    # Issue 13: traffic again within 1 s of the path being back, a restarted broker included
+    # (it is found by retrying: the backoff's cap, reconnect_max_delay, is 0.5 s).
+    assert result["resumed"] < 1.0, f"traffic again only {result['resumed']:.2f} s after"
     if app_reconnects:
         assert reconnect_calls > 0, "the outage was not seen by check_for_msg()"
 

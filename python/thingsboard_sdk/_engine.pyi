@@ -41,7 +41,7 @@ class Client:
         tls_verify: bool = True,
         reconnect: bool = True,
         reconnect_min_delay: float = 0.1,
-        reconnect_max_delay: float = 1.0,
+        reconnect_max_delay: float = 0.5,
         max_queued_messages: int = 100000,
         max_inflight: int = 64,
         provisioning: bool = False,

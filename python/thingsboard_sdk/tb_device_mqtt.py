@@ -204,7 +204,7 @@ class TBDeviceMqttClient:
         tls_verify: bool = True,
         reconnect: bool = True,
         reconnect_min_delay: float = 0.1,
-        reconnect_max_delay: float = 1.0,
+        reconnect_max_delay: float = 0.5,
         request_timeout: float = 10.0,
         max_queued_messages: int = 100_000,
         max_inflight: int = 64,
