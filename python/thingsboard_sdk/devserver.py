@@ -66,6 +66,7 @@ def parse_admin(text: str) -> tuple[str, str]:
         raise ValueError(f"admin must be USER:PASSWORD with both non-empty, got {text!r}")
     return user, password
 
+
 # ThingsBoard's value types, as ``TelemetryPoint.type`` and ``typed=True`` report them.
 TYPES = ("BOOLEAN", "LONG", "DOUBLE", "STRING", "JSON")
 
