@@ -156,7 +156,8 @@ def ensure_ours(python: str | None, rebuild: bool) -> tuple[Path | None, str | N
         "print(getattr(thingsboard_sdk, '__version__', '?'))",
     ]
     if python:
-        py = Path(python)
+        # Absolute, not resolved: a venv's python is a symlink that must stay the venv's.
+        py = Path(python).absolute()
     else:
         py = venv_python("ours")
         if rebuild or not py.exists():
