@@ -1180,6 +1180,64 @@ mod tests {
         assert_eq!(points, 4, "every point of A is kept, none of B");
     }
 
+    /// What one lagging batch costs the writer: `rounds` messages of 3 keys from each of
+    /// `devices` devices, written one upsert per point (each change applied alone) and
+    /// through `Writer::write` (latest once per key). A measurement, not a check:
+    /// `cargo test --release -p tb-devserver --lib writer_batch_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn writer_batch_cost() {
+        let (devices, rounds) = (10_000, 4);
+        let ops = || -> Vec<(u64, Op)> {
+            let mut v = Vec::new();
+            for r in 0..rounds {
+                for d in 0..devices {
+                    let points = ["temperature", "humidity", "d"]
+                        .iter()
+                        .map(|k| TelemetryPoint {
+                            ts: 1_000 * r + 1,
+                            key: (*k).into(),
+                            value: TbValue::Long(d),
+                        })
+                        .collect();
+                    v.push((0, Op::Telemetry(format!("dev-{d}"), points)));
+                }
+            }
+            v
+        };
+        for mode in ["per point", "per batch"] {
+            let dir = temp_dir("cost");
+            std::fs::create_dir_all(&dir).expect("dir");
+            let conn = Connection::open(dir.join(DB_FILE)).expect("open");
+            setup(&conn).expect("schema");
+            let mut w = Writer {
+                conn,
+                ids: HashMap::new(),
+            };
+            for d in 0..devices {
+                w.ids.insert(format!("dev-{d}"), d);
+            }
+            let mut batch = ops();
+            let t0 = Instant::now();
+            if mode == "per point" {
+                let tx = w.conn.transaction().expect("tx");
+                for (_, op) in batch.drain(..) {
+                    apply(&tx, &mut w.ids, op).expect("apply");
+                }
+                tx.commit().expect("commit");
+            } else {
+                w.write(&mut batch).expect("write");
+            }
+            let msgs = devices * rounds;
+            println!(
+                "{mode}: {msgs} messages in {:.0} ms",
+                t0.elapsed().as_secs_f64() * 1000.0
+            );
+            drop(w);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
     #[test]
     fn committed_follows_queued() {
         let dir = temp_dir("seq");
