@@ -27,6 +27,12 @@
 //!   devices, time series, attributes by scope, one- and two-way RPC, OTA packages; errors
 //!   with ThingsBoard's statuses and JSON), the web page's files, and a server-sent event
 //!   stream that costs nothing while no one listens (docs/devserver-rest.md).
+//! * With [`Config::data`] (cargo feature `sqlite`), the store is also kept in a SQLite
+//!   database and loaded at the next start; a PUBACK or a REST write's answer goes out only
+//!   once what it changed is committed. With [`Config::tls_cert`] and [`Config::tls_key`]
+//!   (feature `tls`), an MQTTS listener authenticates X.509 devices by their certificate,
+//!   refusing one outside its validity dates. Both features are on by default; without
+//!   them those options are a configuration error (the fuzz targets build without them).
 //! * One tokio task per connection, no thread per connection; a connection that misbehaves
 //!   is closed or stalls alone, it never affects the others, and no input panics.
 //! * [`DevServer`] owns the listener (and, with [`DevServer::start`], a small runtime);
