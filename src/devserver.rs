@@ -32,11 +32,14 @@ use crate::wait::{deadline, secs, slice};
 /// server's CPU per QoS 1 telemetry message (`perf record`, benches/devserver_scale.py part 2).
 /// Inside the scope pyo3-log's own attach is a nested one and costs almost nothing.
 fn log_scope(forward: &mut dyn FnMut()) {
-    // False once Python is exiting (see `Logger` in lib.rs): then no record reaches Python.
-    if log::log_enabled!(target: tb_devserver::LOG_TARGET, log::Level::Info)
-        && Python::try_attach(|_py| forward()).is_some()
-    {
-        return;
+    // None once Python is exiting (see `Logger` in lib.rs): then no record reaches Python.
+    // The scope holds the guard while it is attached, so the exit waits for it to detach.
+    if let Some(_scope) = crate::python_scope() {
+        if log::log_enabled!(target: tb_devserver::LOG_TARGET, log::Level::Info)
+            && Python::try_attach(|_py| forward()).is_some()
+        {
+            return;
+        }
     }
     forward();
 }
@@ -160,7 +163,7 @@ impl DevServer {
         T: Send,
     {
         let handle = &self.handle;
-        py.detach(|| f(handle)).map_err(py_err)
+        crate::detach(py, || f(handle)).map_err(py_err)
     }
 }
 
@@ -234,7 +237,7 @@ impl DevServer {
                 "admin_username and admin_password must not be empty",
             ));
         }
-        let addr = py.detach(|| resolve(host, port))?;
+        let addr = crate::detach(py, || resolve(host, port))?;
         let config = Config {
             host: addr.ip(),
             port: addr.port(),
@@ -281,9 +284,10 @@ impl DevServer {
             .enable_all()
             .build()
             .map_err(|e| py_err(DevServerError::Runtime(e)))?;
-        let server = py
-            .detach(|| tb_devserver::DevServer::start_on(runtime.handle().clone(), config))
-            .map_err(py_err)?;
+        let server = crate::detach(py, || {
+            tb_devserver::DevServer::start_on(runtime.handle().clone(), config)
+        })
+        .map_err(py_err)?;
         Ok(DevServer {
             handle: server.handle(),
             addr: server.local_addr(),
@@ -328,7 +332,7 @@ impl DevServer {
     fn stop(&self, py: Python<'_>) {
         let server = self.server.lock().take();
         if let Some(running) = server {
-            py.detach(move || running.shutdown());
+            crate::detach(py, move || running.shutdown());
         }
         self.stopped.store(true, Ordering::SeqCst);
     }
@@ -386,7 +390,7 @@ impl DevServer {
 
     /// Names of all devices, sorted.
     fn devices(&self, py: Python<'_>) -> Vec<String> {
-        py.detach(|| self.handle.devices())
+        crate::detach(py, || self.handle.devices())
     }
 
     /// Registers (or replaces) a provisioning profile. `strategy` is
@@ -414,7 +418,7 @@ impl DevServer {
             secret,
             strategy,
         };
-        py.detach(|| self.handle.add_provision_profile(profile));
+        crate::detach(py, || self.handle.add_provision_profile(profile));
         Ok(())
     }
 
@@ -498,7 +502,7 @@ impl DevServer {
     /// Scripts the reply (JSON text) to client-side RPC `method`; None removes it.
     #[pyo3(signature = (method, reply))]
     fn set_client_rpc_reply(&self, py: Python<'_>, method: &str, reply: Option<&str>) {
-        py.detach(|| self.handle.set_client_rpc_reply(method, reply));
+        crate::detach(py, || self.handle.set_client_rpc_reply(method, reply));
     }
 
     /// Installs `handler(device, id, method, params_json) -> str | None` for client-side
@@ -509,7 +513,9 @@ impl DevServer {
         let handler = handler.map(|h| {
             let h = Arc::new(h);
             let f: tb_devserver::ClientRpcHandler = Arc::new(move |req: &ClientRpcRequest| {
-                // try_attach: during interpreter shutdown the request gets the default answer
+                // During interpreter shutdown the request gets the default answer; the guard
+                // makes the exit wait (bounded) for a handler under way.
+                let _scope = crate::python_scope()?;
                 Python::try_attach(|py| {
                     let args = (&req.device, req.id, &req.method, &req.params);
                     match h.call1(py, args) {
@@ -531,7 +537,7 @@ impl DevServer {
             });
             f
         });
-        py.detach(|| self.handle.set_client_rpc_handler(handler));
+        crate::detach(py, || self.handle.set_client_rpc_handler(handler));
     }
 
     /// Client-side RPC requests of a device: (ts, id, method, params JSON, reply JSON|None).
@@ -612,7 +618,7 @@ impl DevServer {
     /// Devices created or handed out by provisioning: dicts with ts, name, profile_key,
     /// credentials (dict with `type` and its fields), gateway.
     fn provisioned_devices<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let devices = py.detach(|| self.handle.provisioned_devices());
+        let devices = crate::detach(py, || self.handle.provisioned_devices());
         devices
             .iter()
             .map(|p| {
@@ -630,7 +636,7 @@ impl DevServer {
     /// Connection events, oldest first: dicts with ts, conn_id, peer, kind, device,
     /// client_id, version, return_code, reason.
     fn connection_events<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
-        let events = py.detach(|| self.handle.connection_events());
+        let events = crate::detach(py, || self.handle.connection_events());
         events
             .iter()
             .map(|e| {
@@ -692,7 +698,7 @@ impl DevServer {
 
     /// A new stream of the human-readable log lines (from now on).
     fn log_stream(&self, py: Python<'_>) -> LogStream {
-        let stream = py.detach(|| self.handle.log_stream());
+        let stream = crate::detach(py, || self.handle.log_stream());
         LogStream {
             rx: Arc::new(Mutex::new(stream)),
             stopped: self.stopped.clone(),
@@ -706,7 +712,7 @@ impl DevServer {
         let dl = deadline(timeout, "timeout")?;
         loop {
             let s = slice(dl);
-            if crate::detach_wait(py, || self.handle.sync(s)) {
+            if crate::detach(py, || self.handle.sync(s)) {
                 return Ok(true);
             }
             if dl.is_some_and(|d| Instant::now() >= d) {
@@ -718,7 +724,7 @@ impl DevServer {
 
     /// A counter bumped by every change to the store.
     fn generation(&self, py: Python<'_>) -> u64 {
-        py.detach(|| self.handle.generation())
+        crate::detach(py, || self.handle.generation())
     }
 
     /// Waits until `generation()` differs from `seen` or `timeout` seconds pass (None: no
@@ -728,7 +734,7 @@ impl DevServer {
         let dl = deadline(timeout, "timeout")?;
         loop {
             let s = slice(dl);
-            let g = crate::detach_wait(py, || self.handle.wait_for_change(seen, s));
+            let g = crate::detach(py, || self.handle.wait_for_change(seen, s));
             if g != seen || dl.is_some_and(|d| Instant::now() >= d) {
                 return Ok(g);
             }
@@ -753,7 +759,7 @@ impl Drop for DevServer {
             let mut slot = Some(running);
             let _ = Python::try_attach(|py| {
                 if let Some(running) = slot.take() {
-                    py.detach(move || running.shutdown());
+                    crate::detach(py, move || running.shutdown());
                 }
             });
             if let Some(running) = slot {
@@ -795,7 +801,7 @@ impl RpcCall {
         loop {
             let s = slice(dl);
             let call = &self.call;
-            match crate::detach_wait(py, || call.wait(s)) {
+            match crate::detach(py, || call.wait(s)) {
                 Some(RpcOutcome::Reply(r)) => return Ok(Some(r)),
                 Some(RpcOutcome::Expired) => {
                     return Err(PyTimeoutError::new_err(format!(
@@ -835,12 +841,12 @@ impl LogStream {
         loop {
             let s = slice(dl);
             let rx = &self.rx;
-            if let Some(line) = crate::detach_wait(py, || rx.lock().recv_timeout(s)) {
+            if let Some(line) = crate::detach(py, || rx.lock().recv_timeout(s)) {
                 return Ok(Some(line));
             }
             if self.stopped.load(Ordering::SeqCst) {
                 // lines logged while stopping are still buffered
-                return Ok(py.detach(|| rx.lock().try_recv()));
+                return Ok(crate::detach(py, || rx.lock().try_recv()));
             }
             if dl.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
@@ -851,7 +857,7 @@ impl LogStream {
 
     /// The next line if one is ready, else None.
     fn try_recv(&self, py: Python<'_>) -> Option<String> {
-        py.detach(|| self.rx.lock().try_recv())
+        crate::detach(py, || self.rx.lock().try_recv())
     }
 }
 
@@ -863,9 +869,7 @@ impl LogStream {
 ///     ValueError: they cannot be made or written.
 #[pyfunction]
 pub fn write_self_signed(py: Python<'_>, dir: std::path::PathBuf) -> PyResult<Bound<'_, PyDict>> {
-    let files = py
-        .detach(|| tb_devserver::write_self_signed(&dir))
-        .map_err(py_err)?;
+    let files = crate::detach(py, || tb_devserver::write_self_signed(&dir)).map_err(py_err)?;
     let d = PyDict::new(py);
     for (k, v) in [
         ("ca_cert", &files.ca_cert),

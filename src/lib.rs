@@ -21,7 +21,10 @@ mod wait;
 mod waker;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use pyo3::prelude::*;
 
@@ -74,36 +77,63 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// `py.detach(f)` for the waits of user threads (`wait_for_msg`, `flush`, RPC waits, ...).
+/// The thread that ran the atexit hook: it finalizes the interpreter and must never park.
+static EXITING_THREAD: Mutex<Option<ThreadId>> = Mutex::new(None);
+
+/// True on the thread that runs the interpreter's exit (it may still call into the engine
+/// from later atexit hooks, `__del__` and garbage collection, and must never park).
+fn is_exiting_thread() -> bool {
+    *EXITING_THREAD.lock() == Some(std::thread::current().id())
+}
+
+/// A guard that lets an engine thread touch Python (attach, call a handler, log) while it
+/// lives, or `None` once the interpreter is exiting. The exit waits for these guards.
+pub(crate) fn python_scope() -> Option<impl Sized> {
+    InFlight::enter()
+}
+
+/// `py.detach(f)`: every release of the GIL in the engine goes through here (clippy's
+/// `disallowed-methods` rejects a bare `Python::detach`).
 ///
-/// Design: a daemon thread still waiting when the interpreter exits must not take the GIL
-/// again. CPython before 3.14 ends such a thread with `pthread_exit`, whose forced unwind
-/// through pyo3's frames aborts the whole process ("FATAL: exception not rethrown", exit code
-/// 134). Once the atexit hook has run (`PYTHON_ALIVE` false) the waiting thread parks instead,
-/// holding no lock; the process exit ends it.
-pub(crate) fn detach_wait<T, F>(py: Python<'_>, f: F) -> T
+/// Design: a daemon thread that comes back for the GIL once finalization has begun is ended by
+/// CPython before 3.14 with `pthread_exit`; its forced unwind through pyo3's `catch_unwind`
+/// aborts the whole process ("FATAL: exception not rethrown", exit code 134). Checking a flag
+/// before taking the GIL back is not enough: a thread that saw Python alive may still be
+/// waiting for the GIL when finalization starts (seen: `DevServer.generation()` in a daemon
+/// thread, about 1 exit in 25). So the way back is counted like a log call ([`InFlight`]): the
+/// atexit hook turns `PYTHON_ALIVE` off and then, GIL released, waits until every thread
+/// counted has the GIL again; a thread that finds Python exiting parks instead, holding no
+/// lock, and the process exit ends it. The exiting thread itself never parks.
+pub(crate) fn detach<T, F>(py: Python<'_>, f: F) -> T
 where
     T: Send,
     F: FnOnce() -> T + Send,
 {
-    py.detach(|| {
+    #[allow(clippy::disallowed_methods)]
+    let (out, _back) = py.detach(|| {
         let out = f();
-        if !PYTHON_ALIVE.load(Ordering::SeqCst) {
-            loop {
+        match InFlight::enter() {
+            Some(back) => (out, Some(back)),
+            None if is_exiting_thread() => (out, None),
+            None => loop {
                 std::thread::park();
-            }
+            },
         }
-        out
-    })
+    });
+    // `_back` drops here, with the GIL held again: the exit may go on.
+    out
 }
 
 /// Registered with `atexit`: warns about unacknowledged messages, then stops log records from
-/// reaching Python and lets the ones under way finish (GIL released, at most a second).
+/// reaching Python and lets the ones under way finish, and the threads on their way back to
+/// the GIL take it (GIL released, at most a second).
 #[pyfunction]
 fn _python_exiting(py: Python<'_>) {
     // Still alive here: atexit runs before the interpreter tears down `logging`.
     client::warn_unacknowledged_at_exit();
+    *EXITING_THREAD.lock() = Some(std::thread::current().id());
     PYTHON_ALIVE.store(false, Ordering::SeqCst);
+    #[allow(clippy::disallowed_methods)]
     py.detach(|| {
         let until = Instant::now() + Duration::from_secs(1);
         while LOGGING.load(Ordering::SeqCst) > 0 && Instant::now() < until {

@@ -28,7 +28,7 @@ where
     F: FnMut(&mut client::State) -> bool + Send,
 {
     loop {
-        let ok = crate::detach_wait(py, || {
+        let ok = crate::detach(py, || {
             client::wait_slice(shared, want, deadline, SIGNAL_SLICE, &mut done)
         });
         if ok {
@@ -518,7 +518,7 @@ impl Client {
         }
         if let Some(q) = &self.shared.settings.durable {
             // Acknowledged messages leave the folder before disconnect() returns.
-            py.detach(|| q.sync(Duration::from_secs(2)));
+            crate::detach(py, || q.sync(Duration::from_secs(2)));
         }
         let left = self.shared.state.lock().core.unacknowledged();
         if left > 0 {
@@ -676,7 +676,7 @@ impl Client {
                     (Some(a), Some(b)) => Some(a.min(b)),
                     (a, b) => a.or(b),
                 };
-                let got = crate::detach_wait(py, || {
+                let got = crate::detach(py, || {
                     client::wait_slice(&self.shared, Want::Events, until, SIGNAL_SLICE, |st| {
                         drain_events(&self.shared, st, &mut taken, max)
                     })
@@ -776,7 +776,7 @@ impl HubHandle {
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Vec<u64>> {
         let dl = deadline(timeout, "timeout")?;
         loop {
-            let keys = crate::detach_wait(py, || self.inner.wait(dl, SIGNAL_SLICE));
+            let keys = crate::detach(py, || self.inner.wait(dl, SIGNAL_SLICE));
             if !keys.is_empty() {
                 return Ok(keys);
             }

@@ -52,43 +52,77 @@ def test_exit_with_clients_and_server_running_is_clean(tmp_path):
 
 DAEMON_WAITS = textwrap.dedent(
     """
+    import asyncio
+    import logging
     import threading
+    from thingsboard_sdk.aio import AsyncTBDeviceClient
     from thingsboard_sdk.devserver import DevServer
     from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
 
+    # INFO: the server's and the clients' log records reach Python from engine threads too.
+    logging.basicConfig(level=logging.INFO)
     server = DevServer()
-    client = TBDeviceMqttClient(server.host, server.port, access_token=server.add_device("x"))
-    assert client.connect() is not None
-    waiting = threading.Barrier(4)
+    server.set_client_rpc_handler(lambda device, method, params: {"echo": params})
 
-    def poll_forever():
-        waiting.wait()
-        while True:
-            client.wait_for_msg(timeout=0.2)
+    def client(name):
+        c = TBDeviceMqttClient(server.host, server.port, access_token=server.add_device(name))
+        assert c.connect() is not None
+        return c
 
-    def watch_store():
-        waiting.wait()
-        while True:
-            server.wait_for_change(server.generation(), timeout=30)
+    polled = client("polled")
+    polled.set_server_side_rpc_request_handler(lambda rid, body: polled.send_rpc_reply(rid, 1))
+    flushing, asking, calling = client("flushing"), client("asking"), client("calling")
+    targets = []
 
-    def read_log():
-        stream = server.log_stream()
-        waiting.wait()
-        while True:
-            stream.recv(timeout=30)
+    def forever(f):
+        def run():
+            f()
+            went.release()
+            while True:
+                f()
 
-    for target in (poll_forever, watch_store, read_log):
+        targets.append(run)
+
+    forever(lambda: polled.wait_for_msg(timeout=0.2))
+    forever(lambda: (flushing.send_telemetry({"a": 1}), flushing.flush(timeout=5)))
+    forever(lambda: asking.request_attributes(["a"], ["b"], lambda *r: None, timeout=5))
+    forever(lambda: calling.send_rpc_call("m", {"x": 1}, lambda *r: None, timeout=5))
+    forever(lambda: server.send_rpc("polled", "m", {}, timeout=5))
+    forever(lambda: server.wait_for_change(server.generation(), timeout=30))
+    forever(server.generation)
+    forever(lambda: server.sync(timeout=5))
+    stream = server.log_stream()
+    forever(lambda: stream.recv(timeout=30))
+
+    def aio():
+        async def main():
+            c = AsyncTBDeviceClient(server.host, server.port, access_token=server.add_device("a"))
+            await c.connect()
+            went.release()
+            while True:
+                await c.send_telemetry({"a": 1})
+                await c.flush(timeout=5)
+
+        asyncio.run(main())
+
+    targets.append(aio)
+    # Exit once every thread went round its loop once: they are all busy in the engine.
+    went = threading.Semaphore(0)
+    for target in targets:
         threading.Thread(target=target, daemon=True).start()
-    waiting.wait()
+    for _ in targets:
+        assert went.acquire(timeout=60)
     print("exiting with daemon threads waiting in the engine", flush=True)
     """
 )
 
 
 def test_exit_while_daemon_threads_wait_in_the_engine(tmp_path):
-    # A daemon thread blocked in an engine wait (GIL released) used to come back for the GIL
-    # during finalization; CPython ends it with pthread_exit, and the forced unwind through
-    # pyo3's frames aborted the process with exit code 134.
+    # A daemon thread in an engine call that released the GIL (a wait, or a short call such
+    # as generation()) used to come back for the GIL during finalization; CPython before 3.14
+    # ends it with pthread_exit, and the forced unwind through pyo3's frames aborted the
+    # process with exit code 134. Every kind of wait runs in its own thread here, plus log
+    # records and a client RPC handler on engine threads and an asyncio client.
     for _ in range(3):
         r = subprocess.run(
             [sys.executable, "-c", DAEMON_WAITS],
