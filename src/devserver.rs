@@ -1,7 +1,7 @@
 //! `thingsboard_sdk._engine.DevServer`: a thin binding over the `tb-devserver` crate.
 //!
 //! Contract: every method may be called from any Python thread. Each call into the server
-//! runs with the GIL released (`py.detach`), because the server's IO tasks log through
+//! runs with the GIL released (`crate::detach`), because the server's IO tasks log through
 //! pyo3-log and so may wait for the GIL while they hold the server's store lock; holding the
 //! GIL while waiting for that lock could deadlock. Blocking calls wait in slices of at most
 //! [`SIGNAL_SLICE`](crate::wait::SIGNAL_SLICE) and check for Ctrl-C between them. JSON goes in and out as text; the
