@@ -184,7 +184,15 @@ impl Device {
     /// The parts of message `id` still queued (not yet handed to the network), in order: what a
     /// host persists right after a command accepted the message.
     pub fn queued_parts(&self, id: MessageId) -> impl Iterator<Item = &Publish> {
-        self.queued.iter().filter(move |p| p.id == id)
+        // Design: a message's parts are queued together, and one just accepted is at the
+        // back: look there first, so storing each message does not walk a long queue.
+        let tail = self.queued.iter().rev().take_while(|p| p.id == id).count();
+        let start = if tail > 0 {
+            self.queued.len() - tail
+        } else {
+            0
+        };
+        self.queued.range(start..).filter(move |p| p.id == id)
     }
 
     /// Removes message `id` if no part of it was handed to the network yet (the host could
