@@ -99,6 +99,9 @@ pub struct State {
     pub aio: waker::Watch,
     /// Messages acknowledged this wake-up, to delete from the durable queue in one batch.
     pub durable_acks: Vec<MessageId>,
+    /// Messages accepted and being written to the durable queue outside this lock: nothing
+    /// is pumped while this is above 0 (see `Client::command`).
+    pub durable_hold: usize,
 }
 
 /// The signals of one IO task (one generation).
@@ -304,6 +307,7 @@ impl Shared {
                 wants: Wants::default(),
                 aio: waker::Watch::default(),
                 durable_acks: Vec::new(),
+                durable_hold: 0,
                 hub: None,
                 firmware_notes: VecDeque::new(),
                 firmware_events: VecDeque::new(),
@@ -322,7 +326,7 @@ impl Shared {
     /// up and its window has room. Call with the lock held, after changing the device; from
     /// outside the IO task use [`send`](Shared::send), which also wakes it.
     pub fn pump(&self, st: &mut State) {
-        if !st.session.is_up() {
+        if !st.session.is_up() || st.durable_hold > 0 {
             return;
         }
         let now = runtime::now_ms();

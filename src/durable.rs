@@ -1,16 +1,29 @@
 //! The durable queue (host extra `queue_dir=PATH`): every QoS 1 message `send_*` accepts is
-//! stored in `PATH/queue.sqlite3` before the call returns and deleted once its PUBACK arrived.
-//! A new process with the same folder and client id sends what is left, in order.
+//! stored in `PATH` before the call returns and deleted once its PUBACK arrived. A new process
+//! with the same folder and client id sends what is left, in order.
 //!
 //! Design: SQLite through rusqlite with its `bundled` library, the crate the dev server's store
-//! already uses (no new dependency; a well-kept, fuzzed storage engine instead of our own log
-//! format with its own recovery code). The database is in WAL mode with `synchronous=NORMAL`:
-//! each accepted message is one autocommit INSERT, i.e. one append to the WAL without fsync,
-//! which is in the operating system's cache before `send_*` returns and so survives `kill -9`
-//! of the process (a power cut can lose the last ones: that would take an fsync per message).
+//! already uses (a well-kept, fuzzed storage engine instead of our own log format with its own
+//! recovery code). One database file per client, `PATH/tbq-<client>-<sha256 prefix>.sqlite3`,
+//! so clients never share a file and each file can be held by one connection. What each
+//! setting gives:
+//! - `locking_mode=EXCLUSIVE`: the connection takes the file's lock once, at open, and keeps it
+//!   until the client lets go of it (`disconnect()`, drop). A transaction then needs no file
+//!   lock calls (a shared WAL needs six `fcntl` per INSERT) and WAL keeps its index in memory
+//!   (no `-shm` file). A second process opening the same client's queue gets a clear error
+//!   ("in use by another process") instead of two writers interleaving.
+//! - `journal_mode=WAL`, `synchronous=NORMAL`: each accepted message is one autocommit INSERT,
+//!   i.e. one append to the WAL without fsync. It is in the operating system's cache before
+//!   `send_*` returns and so survives `kill -9` of the process. A power cut can lose the last
+//!   messages (that would take an fsync per message) but cannot corrupt the database: WAL
+//!   checkpoints fsync the log before they copy it into the database file.
+//! - `wal_autocheckpoint`: a checkpoint (two fsyncs) every [`CHECKPOINT_PAGES`] WAL pages
+//!   instead of SQLite's 1000. The same few pages are rewritten by every INSERT and DELETE, so
+//!   a longer log costs disk space (up to about 16 MiB a client), not checkpoint work.
+//!
 //! Deletions are batched: the IO task hands each wake-up's acknowledged ids to one writer
-//! thread for the process, which deletes them in one transaction (a group commit), so the
-//! IO threads never touch the disk.
+//! thread for the process, which deletes them in one transaction (a group commit) on the
+//! client's connection, so the IO threads never touch the disk.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,36 +31,101 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Condvar, Mutex};
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, ErrorCode};
 use tb_core::{Device, MessageId, QoS};
 
 const LOG: &str = "thingsboard_sdk::queue";
 
+/// WAL pages between checkpoints (4 KiB each).
+const CHECKPOINT_PAGES: u32 = 4000;
+
 /// One client's durable queue.
 pub struct Queue {
-    conn: Mutex<Connection>,
+    /// The open connection; None once released (`disconnect()`), opened again when needed.
+    conn: Mutex<Option<Connection>>,
     client: String,
+    dir: PathBuf,
     path: PathBuf,
     /// Batches handed to the writer and not yet committed (see [`Queue::sync`]).
     unwritten: Mutex<usize>,
     written: Condvar,
 }
 
-fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+/// The file of `client`'s queue in `dir`: a readable part of the id for people listing the
+/// folder, and a hash of the whole id so any id (any length, any character) maps to one
+/// valid file name.
+fn file_name(client: &str) -> String {
+    let readable: String = client
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(32)
+        .collect();
+    let digest = ring::digest::digest(&ring::digest::SHA256, client.as_bytes());
+    let hash: String = digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("tbq-{readable}-{hash}.sqlite3")
+}
+
+/// Why opening failed: the file is held by another process, or something else (said).
+enum OpenError {
+    InUse,
+    Failed(String),
+}
+
+impl From<rusqlite::Error> for OpenError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => OpenError::InUse,
+            _ => OpenError::Failed(e.to_string()),
+        }
+    }
+}
+
+fn open_conn(path: &Path, client: &str) -> Result<Connection, OpenError> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Design: no busy wait. The lock is held for the life of a client, so waiting would only
+    // delay the error; a killed process's lock goes with it.
+    conn.busy_timeout(std::time::Duration::ZERO)?;
+    // Before anything touches the file, so WAL never uses shared memory.
+    conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+    // Takes the exclusive lock now (kept: locking_mode), so a second process fails here.
     conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS messages (
-             client TEXT NOT NULL,
+        "BEGIN EXCLUSIVE;
+         CREATE TABLE IF NOT EXISTS messages (
              id INTEGER NOT NULL,
              part INTEGER NOT NULL,
              topic TEXT NOT NULL,
              payload BLOB NOT NULL,
-             PRIMARY KEY (client, id, part)
-         ) WITHOUT ROWID;",
+             PRIMARY KEY (id, part)
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS owner (client TEXT NOT NULL);
+         COMMIT;",
     )?;
+    let owner: Option<String> = conn
+        .query_row("SELECT client FROM owner", [], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    match owner {
+        None => {
+            conn.execute("INSERT INTO owner (client) VALUES (?1)", params![client])?;
+        }
+        Some(o) if o == client => {}
+        Some(o) => {
+            // Two ids with the same hash prefix: never mix their messages.
+            return Err(OpenError::Failed(format!(
+                "{} belongs to client {o:?}",
+                path.display()
+            )));
+        }
+    }
     Ok(conn)
 }
 
@@ -60,26 +138,24 @@ impl Queue {
         client: &str,
         core: &mut Device,
     ) -> Result<(Arc<Queue>, usize), String> {
-        let path = dir.join("queue.sqlite3");
-        let fail = |what: &str, e: &dyn std::fmt::Display| {
-            format!("queue_dir {}: {what}: {e}", dir.display())
-        };
         if !dir.is_dir() {
             return Err(format!(
                 "queue_dir {} is not an existing folder",
                 dir.display()
             ));
         }
-        let mut conn = open_conn(&path).map_err(|e| fail("cannot open the queue", &e))?;
+        let path = dir.join(file_name(client));
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            format!("queue_dir {}: {what}: {e}", dir.display())
+        };
+        let mut conn = open_conn(&path, client).map_err(|e| open_failed(dir, client, e))?;
         let mut stored: Vec<(i64, String, Vec<Vec<u8>>)> = Vec::new();
         {
             let mut stmt = conn
-                .prepare(
-                    "SELECT id, topic, payload FROM messages WHERE client = ?1 ORDER BY id, part",
-                )
+                .prepare("SELECT id, topic, payload FROM messages ORDER BY id, part")
                 .map_err(|e| fail("cannot read the queue", &e))?;
             let rows = stmt
-                .query_map(params![client], |r| {
+                .query_map([], |r| {
                     Ok((
                         r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
@@ -101,15 +177,14 @@ impl Queue {
             let tx = conn
                 .transaction()
                 .map_err(|e| fail("cannot write the queue", &e))?;
-            tx.execute("DELETE FROM messages WHERE client = ?1", params![client])
+            tx.execute("DELETE FROM messages", [])
                 .map_err(|e| fail("cannot write the queue", &e))?;
             for (_, topic, parts) in stored {
                 let id = core.restore(topic.clone(), parts.clone(), QoS::AtLeastOnce);
                 for (i, payload) in parts.iter().enumerate() {
                     tx.execute(
-                        "INSERT INTO messages (client, id, part, topic, payload)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![client, id.0 as i64, i as i64, topic, payload],
+                        "INSERT INTO messages (id, part, topic, payload) VALUES (?1, ?2, ?3, ?4)",
+                        params![id.0 as i64, i as i64, topic, payload],
                     )
                     .map_err(|e| fail("cannot write the queue", &e))?;
                 }
@@ -119,8 +194,9 @@ impl Queue {
         }
         Ok((
             Arc::new(Queue {
-                conn: Mutex::new(conn),
+                conn: Mutex::new(Some(conn)),
                 client: client.to_string(),
+                dir: dir.to_path_buf(),
                 path,
                 unwritten: Mutex::new(0),
                 written: Condvar::new(),
@@ -129,38 +205,58 @@ impl Queue {
         ))
     }
 
-    /// Stores the queued QoS 1 parts of message `id` (call right after the command accepted
-    /// it, before anything is pumped). QoS 0 messages are not stored.
-    pub fn store(&self, core: &Device, id: MessageId) -> Result<(), String> {
-        let conn = self.conn.lock();
+    /// The open connection, opening the file again if it was released.
+    fn connection<'a>(
+        &self,
+        slot: &'a mut Option<Connection>,
+    ) -> Result<&'a mut Connection, String> {
+        if slot.is_none() {
+            let conn = open_conn(&self.path, &self.client)
+                .map_err(|e| open_failed(&self.dir, &self.client, e))?;
+            *slot = Some(conn);
+        }
+        slot.as_mut()
+            .ok_or_else(|| "the durable queue is closed".to_string())
+    }
+
+    /// The queued QoS 1 parts of message `id` (topic, payload), copied so they can be
+    /// stored after the state lock is let go. Empty for QoS 0 messages and other commands.
+    pub fn parts(core: &Device, id: MessageId) -> Vec<(String, Vec<u8>)> {
+        core.queued_parts(id)
+            .filter(|p| p.qos == QoS::AtLeastOnce)
+            .map(|p| (p.topic.to_string(), p.payload.clone()))
+            .collect()
+    }
+
+    /// Stores the parts of message `id` (from [`Queue::parts`]); the caller keeps it from
+    /// being sent until this returned.
+    pub fn store(&self, id: MessageId, parts: &[(String, Vec<u8>)]) -> Result<(), String> {
+        let mut slot = self.conn.lock();
+        let conn = self.connection(&mut slot).map_err(|e| self.not_sent(&e))?;
         let mut stmt = conn
             .prepare_cached(
-                "INSERT OR REPLACE INTO messages (client, id, part, topic, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO messages (id, part, topic, payload)
+                 VALUES (?1, ?2, ?3, ?4)",
             )
-            .map_err(|e| self.failed(&e))?;
-        for (i, p) in core
-            .queued_parts(id)
-            .filter(|p| p.qos == QoS::AtLeastOnce)
-            .enumerate()
-        {
-            stmt.execute(params![
-                self.client,
-                id.0 as i64,
-                i as i64,
-                p.topic.as_ref(),
-                p.payload
-            ])
-            .map_err(|e| self.failed(&e))?;
+            .map_err(|e| self.not_sent(&e))?;
+        for (i, (topic, payload)) in parts.iter().enumerate() {
+            stmt.execute(params![id.0 as i64, i as i64, topic, payload])
+                .map_err(|e| self.not_sent(&e))?;
         }
         Ok(())
     }
 
-    fn failed(&self, e: &rusqlite::Error) -> String {
+    fn not_sent(&self, e: &dyn std::fmt::Display) -> String {
         format!(
             "cannot store the message in the durable queue {}: {e}; it was not sent",
             self.path.display()
         )
+    }
+
+    /// Closes the file so another client (this process or another) may open it; the next
+    /// `store` opens it again. Call after [`Queue::sync`].
+    pub fn release(&self) {
+        *self.conn.lock() = None;
     }
 
     /// Hands acknowledged ids to the writer thread (deleted in one transaction per batch).
@@ -197,23 +293,42 @@ impl Queue {
         true
     }
 
-    fn delete(&self, ids: &[MessageId]) -> rusqlite::Result<()> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt =
-                tx.prepare_cached("DELETE FROM messages WHERE client = ?1 AND id = ?2")?;
-            for id in ids {
-                stmt.execute(params![self.client, id.0 as i64])?;
+    fn delete(&self, ids: &[MessageId]) -> Result<(), String> {
+        let mut slot = self.conn.lock();
+        // A batch that arrives after `release()` opens the file just for itself.
+        let released = slot.is_none();
+        let conn = self.connection(&mut slot)?;
+        let result = (|| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?;
+                for id in ids {
+                    stmt.execute(params![id.0 as i64])?;
+                }
             }
+            tx.commit()
+        })();
+        if released {
+            *slot = None;
         }
-        tx.commit()
+        result.map_err(|e| e.to_string())
     }
 
     /// Deletes acknowledged ids now, on the calling thread (tests, shutdown).
     #[cfg(test)]
     fn delete_now(&self, ids: &[MessageId]) {
         let _ = self.delete(ids);
+    }
+}
+
+fn open_failed(dir: &Path, client: &str, e: OpenError) -> String {
+    match e {
+        OpenError::InUse => format!(
+            "queue_dir {}: the queue of client {client:?} is in use by another process \
+             (or another client in this one)",
+            dir.display()
+        ),
+        OpenError::Failed(e) => format!("queue_dir {}: cannot open the queue: {e}", dir.display()),
     }
 }
 
@@ -295,7 +410,7 @@ mod tests {
         let mut ids = Vec::new();
         for i in 0..3 {
             let id = a.send_telemetry(&serde_json::json!({ "i": i })).unwrap();
-            q.store(&a, id).unwrap();
+            q.store(id, &Queue::parts(&a, id)).unwrap();
             ids.push(id);
         }
         q.delete_now(&ids[..1]);
@@ -323,6 +438,30 @@ mod tests {
         // Another client id in the same folder sees nothing.
         let mut c = Device::new(Config::default());
         assert_eq!(Queue::open(&d, "other", &mut c).unwrap().1, 0);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_queue_in_use_is_a_clear_error_until_released() {
+        let d = dir().join("in-use");
+        std::fs::create_dir_all(&d).unwrap();
+        let mut a = Device::new(Config::default());
+        let (q, _) = Queue::open(&d, "dev", &mut a).unwrap();
+        let id = a.send_telemetry(&serde_json::json!({"i": 1})).unwrap();
+        q.store(id, &Queue::parts(&a, id)).unwrap();
+        let mut b = Device::new(Config::default());
+        let err = Queue::open(&d, "dev", &mut b).err().unwrap();
+        assert!(err.contains("in use by another process"), "{err}");
+        assert!(err.contains("\"dev\""), "{err}");
+        q.release();
+        let (_q, restored) = Queue::open(&d, "dev", &mut b).unwrap();
+        assert_eq!(restored, 1);
+        // The released queue opens again only when the other one lets go.
+        let id = a.send_telemetry(&serde_json::json!({"i": 2})).unwrap();
+        assert!(q
+            .store(id, &Queue::parts(&a, id))
+            .unwrap_err()
+            .contains("in use"));
         let _ = std::fs::remove_dir_all(&d);
     }
 

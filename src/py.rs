@@ -146,10 +146,22 @@ impl Client {
         let mut st = self.shared.state.lock();
         let id = f(&mut st.core)?;
         if let Some(q) = &self.shared.settings.durable {
-            // Stored before anything can be sent: a PUBACK always finds its row.
-            if let Err(why) = q.store(&st.core, id) {
-                st.core.withdraw(id);
-                return Err(SdkError::Storage(why));
+            let parts = crate::durable::Queue::parts(&st.core, id);
+            if !parts.is_empty() {
+                // Design: the INSERT runs without the state lock, so the IO task goes on
+                // reading PUBACKs and writing what was pumped meanwhile; `durable_hold` stops
+                // every pump until the row is written, so nothing is sent unstored (a PUBACK
+                // always finds its row) and a failed store can always withdraw the message.
+                st.durable_hold += 1;
+                drop(st);
+                let stored = q.store(id, &parts);
+                st = self.shared.state.lock();
+                st.durable_hold -= 1;
+                if let Err(why) = stored {
+                    st.core.withdraw(id);
+                    self.shared.send(&mut st);
+                    return Err(SdkError::Storage(why));
+                }
             }
         }
         self.shared.send(&mut st);
@@ -519,6 +531,8 @@ impl Client {
         if let Some(q) = &self.shared.settings.durable {
             // Acknowledged messages leave the folder before disconnect() returns.
             crate::detach(py, || q.sync(Duration::from_secs(2)));
+            // Lets a client made after this one (here or in another process) open the folder.
+            q.release();
         }
         let left = self.shared.state.lock().core.unacknowledged();
         if left > 0 {

@@ -144,3 +144,53 @@ def test_unwritable_or_missing_queue_dir_is_a_clear_error(tmp_path):
             TBDeviceMqttClient("127.0.0.1", 1883, access_token="t", queue_dir=unwritable)
     finally:
         ro.chmod(0o700)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+    c = TBDeviceMqttClient("127.0.0.1", 1, access_token="t", client_id=sys.argv[1],
+                           queue_dir=sys.argv[2])
+    print("HOLDING", flush=True)
+    sys.stdin.readline()
+    c.disconnect()
+    print("RELEASED", flush=True)
+    sys.stdin.readline()
+    """
+)
+
+
+def test_a_queue_held_by_another_process_is_a_clear_error(tmp_path):
+    """One writer per client's queue: a second process gets an OSError naming folder and client."""
+    cid = "dev-held-" + uuid.uuid4().hex[:8]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, cid, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(),
+    )
+    try:
+        assert holder.stdout.readline().strip() == "HOLDING", holder.stderr.read()
+        with pytest.raises(
+            OSError, match=f"queue_dir {tmp_path}.*{cid}.*in use by another process"
+        ):
+            TBDeviceMqttClient("127.0.0.1", 1, access_token="t", client_id=cid, queue_dir=tmp_path)
+        # Another client id shares the folder.
+        other = TBDeviceMqttClient(
+            "127.0.0.1", 1, access_token="t", client_id=cid + "-b", queue_dir=tmp_path
+        )
+        other.disconnect()
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "RELEASED", holder.stderr.read()
+        again = TBDeviceMqttClient(
+            "127.0.0.1", 1, access_token="t", client_id=cid, queue_dir=tmp_path
+        )
+        assert again._engine.queued == 0
+        again.disconnect()
+    finally:
+        holder.kill()
+        holder.wait(10)

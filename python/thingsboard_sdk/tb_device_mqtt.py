@@ -166,7 +166,7 @@ class TBDeviceMqttClient:
         on_firmware_progress: ``callback(received, total)`` in bytes, at most once per percent
             of a download.
         queue_dir: folder for a durable queue: every QoS 1 message ``send_*`` accepts is
-            stored there (``queue.sqlite3``) before the call returns and removed once the
+            stored there (one file per client id) before the call returns and removed once the
             broker acknowledged it; a new process with the same folder and client id sends
             what is left, so even ``kill -9`` loses nothing. Default: in memory only.
         session_limits: ask the server for its limits (``getSessionLimits``) after each
