@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,7 +176,7 @@ def test_a_queue_held_by_another_process_is_a_clear_error(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "HOLDING", holder.stderr.read()
         with pytest.raises(
-            OSError, match=f"queue_dir {tmp_path}.*{cid}.*in use by another process"
+            OSError, match=f"queue_dir {re.escape(str(tmp_path))}.*{cid}.*in use by another process"
         ):
             TBDeviceMqttClient("127.0.0.1", 1, access_token="t", client_id=cid, queue_dir=tmp_path)
         # Another client id shares the folder.
