@@ -344,8 +344,19 @@ async def test_reconnect_after_disconnect_and_many_clients_on_the_devserver(tb_d
     clients = [
         AsyncTBDeviceClient(tb_devserver.host, tb_devserver.port, access_token=t) for t in tokens
     ]
+
+    def clean_disconnects() -> int:
+        events = tb_devserver.connection_events()
+        return sum(
+            1 for e in events if e.kind == "disconnected" and e.reason == "client DISCONNECT"
+        )
+
     await asyncio.gather(*(c.connect() for c in clients))
     await asyncio.gather(*(c.disconnect() for c in clients))
+    # disconnect() returns once DISCONNECT is written; a connect() with the same client id that
+    # reaches the server before it read that packet takes the old session over instead (as on
+    # ThingsBoard), so the reconnect waits until the server has seen every DISCONNECT.
+    await in_thread(tb_devserver.wait_for, lambda: clean_disconnects() >= 20, 10, "20 DISCONNECTs")
     await asyncio.gather(*(c.connect() for c in clients))
     hs = [await c.send_telemetry({"n": i}) for i, c in enumerate(clients)]
     assert await asyncio.gather(*(h.wait(10) for h in hs)) == [True] * 20
@@ -356,12 +367,6 @@ async def test_reconnect_after_disconnect_and_many_clients_on_the_devserver(tb_d
 
     # acknowledged is not yet stored: the server stores after its PUBACK
     assert await in_thread(tb_devserver.wait_for, stored, 10, "every device's telemetry")
-
-    def clean_disconnects() -> int:
-        events = tb_devserver.connection_events()
-        return sum(
-            1 for e in events if e.kind == "disconnected" and e.reason == "client DISCONNECT"
-        )
 
     # the server records a DISCONNECT once it read it, after the client wrote it
     await in_thread(tb_devserver.wait_for, lambda: clean_disconnects() >= 40, 10, "40 DISCONNECTs")
