@@ -256,7 +256,7 @@ def test_bad_size_fails_with_the_value_as_sent_logged_once(fw_client, tb_peer, c
     assert states[-1]["fw_error"] == error
     pump_until(
         client,
-        lambda: client.current_firmware_info["fw_state"] == "FAILED",
+        lambda: client.current_firmware_info.get("fw_state") == "FAILED",
         10,
         "current_firmware_info fw_state FAILED",
     )
