@@ -209,7 +209,7 @@ def test_corrupted_chunk_fails_once_without_retry(fw_client, tb_peer, tmp_path, 
     # once the polling thread has taken the event.
     pump_until(
         client,
-        lambda: client.current_firmware_info["fw_state"] == "FAILED",
+        lambda: client.current_firmware_info.get("fw_state") == "FAILED",
         10,
         "current_firmware_info fw_state FAILED",
     )
