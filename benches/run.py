@@ -855,6 +855,32 @@ def median_of(rows: list[dict], key: str) -> float | None:
     return vals[len(vals) // 2] if vals else None
 
 
+def pair_lines(raw: list[dict], ours: list[dict], q: int) -> list[str]:
+    """Ratios of the back-to-back (raw, ours) runs, pair by pair.
+
+    Design: the VM's own speed drifts by +-20 % between minutes, more than the difference being
+    measured; each raw run is followed by an ours run, so a pair shares the machine's state and
+    the spread of the pair ratios says how far the medians above can be trusted.
+    """
+    pairs = [(r, o) for r, o in zip(raw, ours) if r.get("msgs_per_s") and o.get("msgs_per_s")]
+    if len(pairs) < 2:
+        return []
+    out = []
+    for key, what, good, target in (
+        ("msgs_per_s", "rate", lambda v: v >= 0.9, "at or above 0.9"),
+        ("broker_cpu_per_10k", "broker CPU", lambda v: v <= 1, "at or below 1"),
+    ):
+        vals = sorted(o[key] / r[key] for r, o in pairs if r.get(key) and o.get(key))
+        if not vals:
+            continue
+        out.append(
+            f"(a) QoS {q} {what}, ours/raw pair by pair ({len(vals)} back-to-back pairs): "
+            f"median {vals[len(vals) // 2]:.2f}, range {vals[0]:.2f}-{vals[-1]:.2f}, "
+            f"{sum(map(good, vals))} of {len(vals)} {target}"
+        )
+    return out
+
+
 def verdicts(results: dict) -> list[str]:
     """Ours against the issue's targets, one line per target ("met" only when measured)."""
     lines = []
@@ -892,6 +918,7 @@ def verdicts(results: dict) -> list[str]:
                 f"for ours {fmt(bcpu, '.3f')} vs for raw {fmt(bcpu_raw, '.3f')} CPU-s/10k",
                 "<= raw's",
             )
+            lines.extend(pair_lines(runs.get("raw") or [], runs.get("ours") or [], q))
         oursq = summ.get("oursq")
         if ours and oursq and ours.get("msgs_per_s") and oursq.get("msgs_per_s"):
             ratio = oursq["msgs_per_s"] / ours["msgs_per_s"]
