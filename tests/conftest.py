@@ -265,6 +265,18 @@ def restartable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 @pytest.fixture
+def proxy(restartable_broker: Mosquitto) -> Iterator[Any]:
+    """A ``faults.FaultProxy`` in front of ``restartable_broker``; closed after the test."""
+    from faults import FaultProxy
+
+    p = FaultProxy(restartable_broker.host, restartable_broker.port)
+    try:
+        yield p
+    finally:
+        p.close()
+
+
+@pytest.fixture
 def token() -> str:
     """A fresh access token per test (mosquitto does not check it; it keeps tests apart)."""
     return "tok-" + uuid.uuid4().hex[:16]

@@ -8,29 +8,16 @@ directly, so every gap in the numbers is the client's. Figures print with ``-s``
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import os
-import threading
 import time
 import uuid
-from typing import Any
 
 import pytest
-from faults import FaultProxy, LinkWatch
-from test_faults import numbers
+from faults import FaultScript, LinkWatch, numbers, tally
 from thingsboard_sdk.aio import AsyncTBDeviceClient
 
 pytestmark = pytest.mark.asyncio
-
-
-@pytest.fixture
-def proxy(restartable_broker: Any) -> Any:
-    p = FaultProxy(restartable_broker.host, restartable_broker.port)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 async def test_qos1_from_a_coroutine_survives_link_faults_and_broker_restart(
@@ -51,51 +38,18 @@ async def test_qos1_from_a_coroutine_survives_link_faults_and_broker_restart(
     )
     await client.connect(timeout=10)
     watch = LinkWatch(client)
-    reconnects: dict[str, float] = {}
-    errors: list[BaseException] = []
     start = time.monotonic()
-
-    def at(t: float) -> None:
-        left = start + t - time.monotonic()
-        if left > 0:
-            time.sleep(left)
-
-    def faults() -> None:
-        try:
-            at(1.5)
-            proxy.reset()
-            t0 = time.monotonic()
-            watch.wait_down(5)
-            reconnects["reset"] = watch.wait_up_after(t0, 10)
-            at(4.0)
-            proxy.cut_mid_packet()
-            t0 = time.monotonic()
-            watch.wait_down(5)
-            reconnects["cut mid-packet"] = watch.wait_up_after(t0, 10)
-            at(6.0)
-            proxy.down()
-            watch.wait_down(5)
-            at(7.5)
-            t0 = proxy.restore()
-            reconnects["1.5 s outage"] = watch.wait_up_after(t0, 10)
-            at(8.5)
-            proxy.blackhole()
-            watch.wait_down(6)
-            at(11.5)
-            t0 = proxy.restore()
-            reconnects["blackhole"] = watch.wait_up_after(t0, 10)
-            at(12.5)
-            b.stop()
-            watch.wait_down(5)
-            time.sleep(1.0)  # the broker stays away a while
-            b.start()
-            t0 = time.monotonic()
-            reconnects["broker restart"] = watch.wait_up_after(t0, 10)
-        except BaseException as exc:
-            errors.append(exc)
-
-    injector = threading.Thread(target=faults, daemon=True)
-    injector.start()
+    script = FaultScript(
+        proxy,
+        b,
+        watch,
+        start,
+        reset=1.5,
+        cut=4.0,
+        outage=(6.0, 7.5),
+        blackhole=(8.5, 11.5),
+        restart=12.5,
+    )
     loop = asyncio.get_running_loop()
     handles = []
     try:
@@ -104,9 +58,7 @@ async def test_qos1_from_a_coroutine_survives_link_faults_and_broker_restart(
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing, not synchronisation
             handles.append(await client.send_telemetry({"i": i}))
-        await loop.run_in_executor(None, injector.join, 40)
-        assert not injector.is_alive(), "fault injector hung"
-        assert not errors, errors
+        await loop.run_in_executor(None, script.join, 40)
         assert await client.flush(timeout=30) is True
         assert all(await asyncio.gather(*(h.wait(10) for h in handles)))
         await loop.run_in_executor(None, peer.wait_subscribed)
@@ -119,11 +71,12 @@ async def test_qos1_from_a_coroutine_survives_link_faults_and_broker_restart(
     finally:
         watch.stop()
         await client.disconnect()
-    counts = collections.Counter(numbers(peer))
-    lost = sorted(set(range(total)) - set(counts))
-    dups = sum(c - 1 for c in counts.values() if c > 1)
-    print(f"\naio faults: sent {total}, lost {len(lost)}, duplicates {dups}, drops {watch.downs()}")
-    for what, secs in reconnects.items():
+    lost, dups = tally(numbers(peer), total)
+    print(
+        f"\naio faults: sent {total}, lost {len(lost)}, duplicates {sum(dups.values())}, "
+        f"drops {watch.downs()}"
+    )
+    for what, secs in script.reconnects.items():
         print(f"aio faults: reconnected {secs * 1000:.0f} ms after {what}")
     assert lost == [], f"lost {len(lost)}: {lost[:20]}"
     assert watch.downs() >= 5, watch.transitions

@@ -8,7 +8,6 @@ since CI runs on two slow cores.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import subprocess
@@ -17,31 +16,10 @@ import time
 import uuid
 
 import pytest
-from conftest import Mosquitto, TBPeer, wait_until
-from faults import FaultProxy, LinkWatch
+from conftest import Mosquitto, wait_until
+from faults import FaultScript, LinkWatch, numbers, tally
 from thingsboard_sdk.exceptions import QueueFullError
 from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
-
-TELEMETRY = "v1/devices/me/telemetry"
-
-
-def numbers(peer: TBPeer) -> list[int]:
-    out = []
-    for m in peer.matching(TELEMETRY):
-        try:
-            out.append(m.json()["i"])
-        except (ValueError, KeyError, TypeError):
-            pass
-    return out
-
-
-@pytest.fixture
-def proxy(restartable_broker: Mosquitto):
-    p = FaultProxy(restartable_broker.host, restartable_broker.port)
-    try:
-        yield p
-    finally:
-        p.close()
 
 
 def test_qos1_survives_link_faults_and_broker_restart(restartable_broker, proxy, peer_factory):
@@ -60,68 +38,29 @@ def test_qos1_survives_link_faults_and_broker_restart(restartable_broker, proxy,
     )
     assert client.connect(timeout=10) == 0
     watch = LinkWatch(client)
-    reconnects: dict[str, float] = {}
-    fault_errors: list[BaseException] = []
     start = time.monotonic()
-
-    def at(t: float) -> None:
-        left = start + t - time.monotonic()
-        if left > 0:
-            time.sleep(left)
-
-    def faults() -> None:
-        try:
-            at(2.0)
-            proxy.reset()
-            t0 = time.monotonic()
-            watch.wait_down(5)
-            reconnects["reset"] = watch.wait_up_after(t0, 10)
-
-            at(5.0)
-            proxy.cut_mid_packet()
-            t0 = time.monotonic()
-            watch.wait_down(5)
-            reconnects["cut mid-packet"] = watch.wait_up_after(t0, 10)
-
-            at(7.0)
-            proxy.down()  # 2 s outage: resets, then refuses
-            watch.wait_down(5)
-            at(9.0)
-            t0 = proxy.restore()
-            reconnects["2 s outage"] = watch.wait_up_after(t0, 10)
-
-            at(10.5)
-            proxy.latency = 0.05
-            proxy.blackhole()  # 3.5 s: keepalive 1 s notices it, the retry is held
-            watch.wait_down(6)
-            at(14.0)
-            t0 = proxy.restore()
-            reconnects["blackhole"] = watch.wait_up_after(t0, 10)
-            proxy.latency = 0.0
-
-            at(15.5)
-            b.stop()
-            watch.wait_down(5)
-            time.sleep(1.0)  # the broker stays away a while
-            b.start()
-            t0 = time.monotonic()
-            reconnects["broker restart"] = watch.wait_up_after(t0, 10)
-        except BaseException as exc:
-            fault_errors.append(exc)
-
-    injector = threading.Thread(target=faults, daemon=True)
-    injector.start()
+    script = FaultScript(
+        proxy,
+        b,
+        watch,
+        start,
+        reset=2.0,
+        cut=5.0,
+        outage=(7.0, 9.0),
+        # 3.5 s under latency: keepalive 1 s notices it, the retry is held
+        blackhole=(10.5, 14.0),
+        blackhole_latency=0.05,
+        restart=15.5,
+    )
     send_times: list[tuple[float, bool]] = []  # (seconds the call took, link up at the call)
     try:
         for i in range(total):
-            at(i / rate)
+            script.at(i / rate)
             up = watch.up
             t = time.perf_counter()
             client.send_telemetry({"i": i})
             send_times.append((time.perf_counter() - t, up))
-        injector.join(30)
-        assert not injector.is_alive(), "fault injector hung"
-        assert not fault_errors, fault_errors
+        script.join(30)
         wait_until(lambda: client.connected, 15, "connected at the end")
         assert client.flush(timeout=30) is True
         peer.wait_subscribed()
@@ -131,9 +70,8 @@ def test_qos1_survives_link_faults_and_broker_restart(restartable_broker, proxy,
         client.disconnect()
 
     got = numbers(peer)
-    counts = collections.Counter(got)
-    lost = sorted(set(range(total)) - set(counts))
-    dups = {n: c - 1 for n, c in counts.items() if c > 1}
+    lost, dups = tally(got, total)
+    reconnects = script.reconnects
     offline = [d for d, up in send_times if not up]
     max_all = max(d for d, _ in send_times)
     max_off = max(offline, default=0.0)
@@ -412,11 +350,10 @@ def test_default_keepalive_traffic_resumes_after_fault(
         peer.wait_for_predicate(lambda _m: set(numbers(peer)) >= set(range(total)), timeout=30)
     finally:
         client.disconnect()
-    counts = collections.Counter(numbers(peer))
-    lost = sorted(set(range(total)) - set(counts))
-    dups = sum(c - 1 for c in counts.values() if c > 1)
+    lost, dups = tally(numbers(peer), total)
     print(
-        f"\n{fault}: sent {total}, lost {len(lost)}, duplicates {dups}, traffic again "
+        f"\n{fault}: sent {total}, lost {len(lost)}, duplicates {sum(dups.values())}, "
+        "traffic again "
         f"{result.get('resumed', float('nan')) * 1000:.0f} ms after the path was back"
         + (f", {reconnect_calls} disconnect()/connect() by the app" if app_reconnects else "")
     )
@@ -492,13 +429,12 @@ def test_silent_path_longer_than_default_keepalive_then_reset(
     finally:
         watch.stop()
         client.disconnect()
-    counts = collections.Counter(numbers(peer))
-    lost = sorted(set(range(total)) - set(counts))
+    lost, dups = tally(numbers(peer), total)
     print(
         f"\nsilent {silent_for:.1f} s at keepalive {DEFAULT_KEEPALIVE} s: noticed after "
         f"{noticed:.1f} s, {attempts} attempts into the silent path, sent {total}, "
         f"lost {len(lost)}, "
-        f"duplicates {sum(c - 1 for c in counts.values() if c > 1)}, traffic again "
+        f"duplicates {sum(dups.values())}, traffic again "
         f"{(resumed or float('nan')) * 1000:.0f} ms after the path was back"
     )
     assert silent_for > DEFAULT_KEEPALIVE, "the path was not silent longer than the keepalive"
