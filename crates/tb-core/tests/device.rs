@@ -1,49 +1,19 @@
 //! Drives a `Device` through whole exchanges on a fake clock, checking exact topics and bytes.
 
+mod common;
+
+use common::{connect_expecting, expect_subscribe, publishes, DEVICE_FILTERS};
 use serde_json::json;
 use tb_core::{
-    Config, Device, Error, Event, MessageId, PeerError, ProvisionOutcome, QoS, RequestId,
-    SubscriptionId, Transmit,
+    Config, Device, Error, Event, PeerError, ProvisionOutcome, QoS, RequestId, SubscriptionId,
+    Transmit,
 };
 
 fn connected(cfg: Config) -> Device {
     let mut d = Device::new(cfg);
-    d.handle_connected();
-    match d.poll_transmit(0) {
-        Some(Transmit::Subscribe { filters, qos }) => {
-            assert_eq!(
-                filters,
-                &[
-                    "v1/devices/me/attributes",
-                    "v1/devices/me/attributes/response/+",
-                    "v1/devices/me/rpc/request/+",
-                    "v1/devices/me/rpc/response/+",
-                ]
-            );
-            assert_eq!(qos, cfg_qos(&d));
-        }
-        other => panic!("expected SUBSCRIBE first, got {other:?}"),
-    }
+    let qos = connect_expecting(&mut d, &DEVICE_FILTERS);
+    assert_eq!(qos, d.config().qos);
     d
-}
-
-fn cfg_qos(d: &Device) -> QoS {
-    d.config().qos
-}
-
-fn publishes(d: &mut Device, now: u64) -> Vec<(String, String, MessageId)> {
-    let mut out = Vec::new();
-    while let Some(tx) = d.poll_transmit(now) {
-        match tx {
-            Transmit::Publish(p) => out.push((
-                p.topic.to_string(),
-                String::from_utf8(p.payload).unwrap(),
-                p.id,
-            )),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    out
 }
 
 #[test]
@@ -63,10 +33,7 @@ fn nothing_is_sent_while_disconnected_and_everything_after_connack() {
     d.send_attributes(&json!({"a": 1})).unwrap();
     assert!(d.poll_transmit(0).is_none());
     d.handle_connected();
-    assert!(matches!(
-        d.poll_transmit(0),
-        Some(Transmit::Subscribe { .. })
-    ));
+    expect_subscribe(&mut d);
     let sent = publishes(&mut d, 0);
     assert_eq!(sent[0].0, "v1/devices/me/attributes");
 }
@@ -89,10 +56,7 @@ fn unacknowledged_qos1_messages_are_resent_in_order_after_reconnect() {
     d.send_telemetry(&json!({"i": 5})).unwrap();
     assert!(d.poll_transmit(0).is_none());
     d.handle_connected();
-    assert!(matches!(
-        d.poll_transmit(0),
-        Some(Transmit::Subscribe { .. })
-    ));
+    expect_subscribe(&mut d);
     let again: Vec<String> = publishes(&mut d, 0).into_iter().map(|p| p.1).collect();
     assert_eq!(
         again,

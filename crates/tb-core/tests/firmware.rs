@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 use std::hash::Hasher as _;
 
+mod common;
+
+use common::{connect_expecting, expect_subscribe, DEVICE_FILTERS};
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use tb_core::{
@@ -68,19 +71,7 @@ fn device(chunk_size: usize) -> Device {
         },
         ..Config::default()
     });
-    d.handle_connected();
-    match d.poll_transmit(0) {
-        Some(Transmit::Subscribe { filters, .. }) => assert_eq!(
-            filters,
-            &[
-                "v1/devices/me/attributes",
-                "v1/devices/me/attributes/response/+",
-                "v1/devices/me/rpc/request/+",
-                "v1/devices/me/rpc/response/+",
-            ]
-        ),
-        other => panic!("expected SUBSCRIBE, got {other:?}"),
-    }
+    connect_expecting(&mut d, &DEVICE_FILTERS);
     d
 }
 
@@ -113,6 +104,11 @@ fn push(d: &mut Device, now: u64, attrs: &Value) {
         "v1/devices/me/attributes",
         &serde_json::to_vec(attrs).unwrap(),
     );
+}
+
+/// A device with `chunk_size`, a server holding `image`, and a host.
+fn setup(chunk_size: usize, image: Vec<u8>) -> (Device, Server, Host) {
+    (device(chunk_size), Server::new(image), Host::default())
 }
 
 /// ThingsBoard's side of spec 11.2, plus the telemetry it records.
@@ -279,9 +275,7 @@ fn failed(error: &str) -> String {
 
 /// Runs a whole update of `data` and checks the common outcome; returns the server's record.
 fn full_update(chunk_size: usize, data: Vec<u8>, alg: ChecksumAlgorithm) -> (Server, Host) {
-    let mut d = device(chunk_size);
-    let mut srv = Server::new(data.clone());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(chunk_size, data.clone());
     push(&mut d, 0, &offer("lamp", "1.1", &data, alg));
     srv.run(&mut d, &mut host, 0);
     assert_eq!(host.failed, Vec::<String>::new());
@@ -390,9 +384,7 @@ fn crc32_and_murmur3_32_accept_the_big_endian_form_too() {
             mur3::murmurhash3_x86_32(&data, 0),
         ),
     ] {
-        let mut d = device(4096);
-        let mut srv = Server::new(data.clone());
-        let mut host = Host::default();
+        let (mut d, mut srv, mut host) = setup(4096, data.clone());
         let mut attrs = offer("t", "2", &data, alg);
         attrs["fw_checksum"] = json!(format!("{value:08X}"));
         push(&mut d, 0, &attrs);
@@ -419,10 +411,8 @@ fn murmur3_128_checksum_uses_guava_byte_order() {
 #[test]
 fn a_corrupted_chunk_fails_once_without_retrying() {
     let data = image(64 * 1024);
-    let mut d = device(4096);
-    let mut srv = Server::new(data.clone());
+    let (mut d, mut srv, mut host) = setup(4096, data.clone());
     srv.corrupt = Some(3);
-    let mut host = Host::default();
     let attrs = offer("lamp", "2", &data, ChecksumAlgorithm::Sha256);
     push(&mut d, 0, &attrs);
     srv.run(&mut d, &mut host, 0);
@@ -471,9 +461,7 @@ fn a_corrupted_chunk_fails_once_without_retrying() {
 #[test]
 fn a_chunk_of_the_wrong_length_fails() {
     let data = image(10_000);
-    let mut d = device(4096);
-    let mut srv = Server::new(data[..9_000].to_vec()); // the server's file is shorter
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(4096, data[..9_000].to_vec()); // the server's file is shorter
     push(&mut d, 0, &offer("t", "2", &data, ChecksumAlgorithm::Md5));
     srv.run(&mut d, &mut host, 0);
     let error = "chunk 2 has 808 bytes, expected 1808 (fw_size 10000)";
@@ -485,9 +473,7 @@ fn a_chunk_of_the_wrong_length_fails() {
 #[test]
 fn a_link_drop_mid_download_resumes_from_the_next_missing_chunk() {
     let data = image(MIB);
-    let mut d = device(65_536);
-    let mut srv = Server::new(data.clone());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(65_536, data.clone());
     push(
         &mut d,
         0,
@@ -514,10 +500,7 @@ fn a_link_drop_mid_download_resumes_from_the_next_missing_chunk() {
         "no chunk timer while the link is down"
     );
     d.handle_connected();
-    assert!(matches!(
-        d.poll_transmit(0),
-        Some(Transmit::Subscribe { .. })
-    ));
+    expect_subscribe(&mut d);
     srv.receive(&mut d, 0);
     // The old request is not resent: one fresh request, under a new id, for chunk 5.
     assert_eq!(
@@ -576,9 +559,7 @@ fn a_request_not_yet_acknowledged_at_the_drop_is_replaced_not_resent() {
 #[test]
 fn stale_duplicate_and_unexpected_chunks_are_dropped() {
     let data = image(10_000);
-    let mut d = device(4096);
-    let mut srv = Server::new(data.clone());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(4096, data.clone());
     push(
         &mut d,
         0,
@@ -629,10 +610,8 @@ fn stale_duplicate_and_unexpected_chunks_are_dropped() {
 #[test]
 fn a_chunk_that_never_comes_times_out_into_failed() {
     let data = image(10_000);
-    let mut d = device(4096);
-    let mut srv = Server::new(data.clone());
+    let (mut d, mut srv, mut host) = setup(4096, data.clone());
     srv.answer = false;
-    let mut host = Host::default();
     push(&mut d, 0, &offer("t", "2", &data, ChecksumAlgorithm::Md5));
     assert_eq!(
         d.poll_timeout(),
@@ -667,9 +646,7 @@ fn a_chunk_that_never_comes_times_out_into_failed() {
 
 #[test]
 fn a_push_without_size_or_checksum_fails_without_a_download() {
-    let mut d = device(4096);
-    let mut srv = Server::new(Vec::new());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(4096, Vec::new());
     let sub = d.subscribe_to_attribute("*");
     push(
         &mut d,
@@ -718,9 +695,7 @@ fn an_unknown_algorithm_or_a_bad_size_fails() {
             "firmware attributes missing: fw_title",
         ),
     ] {
-        let mut d = device(4096);
-        let mut srv = Server::new(Vec::new());
-        let mut host = Host::default();
+        let (mut d, mut srv, mut host) = setup(4096, Vec::new());
         push(&mut d, 0, &attrs);
         srv.run(&mut d, &mut host, 0);
         assert_eq!(srv.telemetry, [failed(error)]);
@@ -730,9 +705,7 @@ fn an_unknown_algorithm_or_a_bad_size_fails() {
 
 #[test]
 fn pushes_that_name_no_new_firmware_are_ignored() {
-    let mut d = device(4096);
-    let mut srv = Server::new(Vec::new());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(4096, Vec::new());
     for attrs in [
         json!({"deleted": ["fw_tag", "fw_url"]}),
         json!({"fw_title": "Initial", "fw_version": "v0", "fw_size": 1}),
@@ -749,10 +722,8 @@ fn pushes_that_name_no_new_firmware_are_ignored() {
 #[test]
 fn a_server_error_fails_the_download() {
     let data = image(10_000);
-    let mut d = device(4096);
-    let mut srv = Server::new(data.clone());
+    let (mut d, mut srv, mut host) = setup(4096, data.clone());
     srv.answer = false;
-    let mut host = Host::default();
     push(&mut d, 0, &offer("t", "2", &data, ChecksumAlgorithm::Md5));
     srv.run(&mut d, &mut host, 0);
     d.handle_publish(0, "v2/fw/error", b"NOT_FOUND");
@@ -774,9 +745,7 @@ fn a_server_error_fails_the_download() {
 #[test]
 fn an_attribute_response_starts_an_update_from_its_shared_part() {
     let data = image(10_000);
-    let mut d = device(4096);
-    let mut srv = Server::new(data.clone());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(4096, data.clone());
     let id = d.request_firmware_info(0, 1000).unwrap();
     let Some(Transmit::Publish(p)) = d.poll_transmit(0) else {
         panic!()
@@ -802,10 +771,8 @@ fn an_attribute_response_starts_an_update_from_its_shared_part() {
 fn a_new_assignment_replaces_a_download_in_progress() {
     let old = image(10_000);
     let new = image(20_000);
-    let mut d = device(4096);
-    let mut srv = Server::new(old.clone());
+    let (mut d, mut srv, mut host) = setup(4096, old.clone());
     srv.answer = false;
-    let mut host = Host::default();
     push(&mut d, 0, &offer("t", "2", &old, ChecksumAlgorithm::Md5));
     srv.run(&mut d, &mut host, 0);
     // The same assignment pushed again does not restart it.
@@ -835,9 +802,7 @@ fn a_new_assignment_replaces_a_download_in_progress() {
 #[test]
 fn the_host_can_fail_an_update_it_cannot_store() {
     let data = image(10_000);
-    let mut d = device(4096);
-    let mut srv = Server::new(data.clone());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(4096, data.clone());
     push(
         &mut d,
         0,
@@ -862,9 +827,7 @@ fn the_host_can_fail_an_update_it_cannot_store() {
 
 #[test]
 fn an_empty_image_verifies_without_a_request() {
-    let mut d = device(4096);
-    let mut srv = Server::new(Vec::new());
-    let mut host = Host::default();
+    let (mut d, mut srv, mut host) = setup(4096, Vec::new());
     push(&mut d, 0, &offer("t", "2", &[], ChecksumAlgorithm::Sha256));
     srv.run(&mut d, &mut host, 0);
     assert!(srv.requests.is_empty());

@@ -4,10 +4,14 @@
 
 #![cfg(feature = "gateway")]
 
+mod common;
+
+use common::{
+    connect_expecting, expect_subscribe, publishes, reconnect, topics_and_payloads, DEVICE_FILTERS,
+};
 use serde_json::json;
 use tb_core::{
     Config, Device, Error, Event, GatewayEvent, MessageId, Mode, PeerError, QoS, RequestId,
-    Transmit,
 };
 
 const Q1: QoS = QoS::AtLeastOnce;
@@ -17,38 +21,14 @@ fn gateway() -> Device {
         mode: Mode::Gateway,
         ..Config::default()
     });
-    d.handle_connected();
-    match d.poll_transmit(0) {
-        Some(Transmit::Subscribe { filters, .. }) => assert_eq!(
-            filters,
-            &[
-                "v1/devices/me/attributes",
-                "v1/devices/me/attributes/response/+",
-                "v1/devices/me/rpc/request/+",
-                "v1/devices/me/rpc/response/+",
-                "v1/gateway/attributes",
-                "v1/gateway/attributes/response",
-                "v1/gateway/rpc",
-            ]
-        ),
-        other => panic!("expected SUBSCRIBE first, got {other:?}"),
-    }
+    let mut filters = DEVICE_FILTERS.to_vec();
+    filters.extend([
+        "v1/gateway/attributes",
+        "v1/gateway/attributes/response",
+        "v1/gateway/rpc",
+    ]);
+    connect_expecting(&mut d, &filters);
     d
-}
-
-fn publishes(d: &mut Device, now: u64) -> Vec<(String, String, MessageId)> {
-    let mut out = Vec::new();
-    while let Some(tx) = d.poll_transmit(now) {
-        match tx {
-            Transmit::Publish(p) => out.push((
-                p.topic.to_string(),
-                String::from_utf8(p.payload).unwrap(),
-                p.id,
-            )),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    out
 }
 
 fn one(d: &mut Device) -> (String, String) {
@@ -314,17 +294,9 @@ fn reconnect_announces_connected_sub_devices_before_resending() {
     }
     let t = d.gw_send_telemetry("A", &json!({"x": 1}), Q1).unwrap();
     publishes(&mut d, 0); // written, never acknowledged
-    d.handle_disconnected();
-    d.handle_connected();
-    assert!(matches!(
-        d.poll_transmit(0),
-        Some(Transmit::Subscribe { .. })
-    ));
+    reconnect(&mut d);
     let again = publishes(&mut d, 0);
-    let seen: Vec<(&str, &str)> = again
-        .iter()
-        .map(|(t, p, _)| (t.as_str(), p.as_str()))
-        .collect();
+    let seen = topics_and_payloads(&again);
     assert_eq!(
         seen,
         [
@@ -403,10 +375,7 @@ fn after_a_reconnect_the_limits_request_goes_first_then_the_announcements_once()
         ..Config::default()
     });
     d.handle_connected();
-    assert!(matches!(
-        d.poll_transmit(0),
-        Some(Transmit::Subscribe { .. })
-    ));
+    expect_subscribe(&mut d);
     let limits = (
         "v1/devices/me/rpc/request/0".to_string(),
         r#"{"method":"getSessionLimits","params":{"timeout":5000}}"#.to_string(),
@@ -420,17 +389,9 @@ fn after_a_reconnect_the_limits_request_goes_first_then_the_announcements_once()
         d.handle_puback(id);
     }
     // The limits request was never answered nor acknowledged: it is replaced, not doubled.
-    d.handle_disconnected();
-    d.handle_connected();
-    assert!(matches!(
-        d.poll_transmit(0),
-        Some(Transmit::Subscribe { .. })
-    ));
+    reconnect(&mut d);
     let again = publishes(&mut d, 0);
-    let seen: Vec<(&str, &str)> = again
-        .iter()
-        .map(|(t, p, _)| (t.as_str(), p.as_str()))
-        .collect();
+    let seen = topics_and_payloads(&again);
     assert_eq!(
         seen,
         [
