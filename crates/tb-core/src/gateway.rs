@@ -204,7 +204,9 @@ pub(crate) fn connect_payload(device: &str, device_type: &str) -> Vec<u8> {
 }
 
 impl Device {
-    fn gateway_only(&self) -> Result<(), UsageError> {
+    /// What every sub-device command checks first: a gateway session, then a name the server
+    /// accepts.
+    fn gateway_command(&self, device: &str) -> Result<(), UsageError> {
         if !crate::GATEWAY {
             return Err(UsageError::Invalid(
                 "gateway commands need tb-core's `gateway` feature".into(),
@@ -215,7 +217,7 @@ impl Device {
                 "gateway commands need a gateway session (Mode::Gateway)".into(),
             ));
         }
-        Ok(())
+        check_name(device)
     }
 
     /// Connects a sub-device (`v1/gateway/connect`, A.4): the server creates it on first use
@@ -227,8 +229,7 @@ impl Device {
         device_type: &str,
         qos: QoS,
     ) -> Result<MessageId, Error> {
-        self.gateway_only()?;
-        check_name(device)?;
+        self.gateway_command(device)?;
         let ty = if device_type.is_empty() {
             "default"
         } else {
@@ -249,8 +250,7 @@ impl Device {
     /// Disconnects a sub-device (`v1/gateway/disconnect`, A.5); it is no longer announced
     /// after a reconnect.
     pub fn gw_disconnect_device(&mut self, device: &str, qos: QoS) -> Result<MessageId, Error> {
-        self.gateway_only()?;
-        check_name(device)?;
+        self.gateway_command(device)?;
         let body = Object::new().str("device", device).finish();
         let id = self.enqueue(topics::GATEWAY_DISCONNECT.into(), body, qos)?;
         self.gw.devices.retain(|(n, _)| n != device);
@@ -271,8 +271,7 @@ impl Device {
         data: &Value,
         qos: QoS,
     ) -> Result<MessageId, Error> {
-        self.gateway_only()?;
-        check_name(device)?;
+        self.gateway_command(device)?;
         payload::check_telemetry(data)?;
         self.enqueue_upload(
             topics::GATEWAY_TELEMETRY,
@@ -290,8 +289,7 @@ impl Device {
         data: &Value,
         qos: QoS,
     ) -> Result<MessageId, Error> {
-        self.gateway_only()?;
-        check_name(device)?;
+        self.gateway_command(device)?;
         payload::check_attributes(data)?;
         self.enqueue_upload(
             topics::GATEWAY_ATTRIBUTES,
@@ -314,8 +312,7 @@ impl Device {
         client: bool,
         timeout_ms: Millis,
     ) -> Result<RequestId, Error> {
-        self.gateway_only()?;
-        check_name(device)?;
+        self.gateway_command(device)?;
         let id = RequestId(self.next_attr_request.wrapping_add(1));
         let keys: Vec<Value> = keys.iter().map(|k| Value::String((*k).into())).collect();
         let body = Object::new()
@@ -344,8 +341,7 @@ impl Device {
         response: &Value,
         qos: QoS,
     ) -> Result<MessageId, Error> {
-        self.gateway_only()?;
-        check_name(device)?;
+        self.gateway_command(device)?;
         let body = Object::new()
             .str("device", device)
             .value("id", &Value::from(id))
@@ -363,8 +359,7 @@ impl Device {
         duration_ms: Option<u64>,
         qos: QoS,
     ) -> Result<MessageId, Error> {
-        self.gateway_only()?;
-        check_name(device)?;
+        self.gateway_command(device)?;
         let inner = payload::claim(secret_key, duration_ms);
         let body = Object::new().raw(device, &inner).finish();
         self.enqueue(topics::GATEWAY_CLAIM.into(), body, qos)
