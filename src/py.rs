@@ -127,6 +127,26 @@ impl Handle {
         Ok(if self.wait(py, timeout)? { 0 } else { -1 })
     }
 
+    /// tb-mqtt-client's `TBPublishInfo.rc()`: the result of queueing the message, at once.
+    ///
+    /// Returns:
+    ///     0 (`TB_ERR_SUCCESS`): the message was accepted (a full queue raised `QueueFullError`
+    ///     at the send instead). As there, 0 does not mean acknowledged: `get()`/`wait()` do.
+    fn rc(&self) -> i32 {
+        // Design: a handle exists only for an accepted message, and tb-mqtt-client's rc() is
+        // paho's enqueue result (spec: thingsboard-gateway.md B.2), so success is the only answer.
+        0
+    }
+
+    /// tb-mqtt-client's `TBPublishInfo.mid()`: this message's id in the client.
+    ///
+    /// Returns:
+    ///     An int unique per client; not the MQTT packet id, which a resend may change, and
+    ///     one id for all parts of a split message.
+    fn mid(&self) -> u64 {
+        self.id.0
+    }
+
     /// Whether the message was delivered already.
     #[getter]
     fn done(&self) -> bool {

@@ -23,9 +23,40 @@ from ._engine import MessageHandle
 from .exceptions import ProvisionError, QueueFullError
 from .provision_client import _provision
 
-__all__ = ["TBDeviceMqttClient", "ProvisionError", "QueueFullError", "MessageHandle"]
+__all__ = [
+    "TBDeviceMqttClient",
+    "ProvisionError",
+    "QueueFullError",
+    "MessageHandle",
+    "TBPublishInfo",
+]
 
 log = logging.getLogger("thingsboard_sdk.client")
+
+
+class TBPublishInfo:
+    """tb-mqtt-client's result codes, to compare a handle's ``get()`` and ``rc()`` with
+    (``handle.get() == TBPublishInfo.TB_ERR_SUCCESS``). The handles themselves are
+    ``MessageHandle``; only ``TB_ERR_SUCCESS`` (0) and ``TB_ERR_AGAIN`` (-1) occur."""
+
+    TB_ERR_AGAIN = -1
+    TB_ERR_SUCCESS = 0
+    TB_ERR_NOMEM = 1
+    TB_ERR_PROTOCOL = 2
+    TB_ERR_INVAL = 3
+    TB_ERR_NO_CONN = 4
+    TB_ERR_CONN_REFUSED = 5
+    TB_ERR_NOT_FOUND = 6
+    TB_ERR_CONN_LOST = 7
+    TB_ERR_TLS = 8
+    TB_ERR_PAYLOAD_SIZE = 9
+    TB_ERR_NOT_SUPPORTED = 10
+    TB_ERR_AUTH = 11
+    TB_ERR_ACL_DENIED = 12
+    TB_ERR_UNKNOWN = 13
+    TB_ERR_ERRNO = 14
+    TB_ERR_QUEUE_SIZE = 15
+
 
 FW_TITLE_ATTR = "fw_title"
 FW_VERSION_ATTR = "fw_version"

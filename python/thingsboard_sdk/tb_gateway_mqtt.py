@@ -38,10 +38,11 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         gateway: accepted for tb-mqtt-client compatibility; unused.
         quality_of_service: QoS of the gateway's own messages (0 or 1).
         client_id: MQTT client id (derived from the token when empty).
+        messages_rate_limit, telemetry_rate_limit, telemetry_dp_rate_limit: limits of the
+            gateway's own traffic, set by hand (``"DEFAULT_..."`` or None: not set).
         device_messages_rate_limit, device_telemetry_rate_limit,
             device_telemetry_dp_rate_limit: limits of everything the gateway relays for its
             sub-devices (the server's ``gatewayRateLimits``), set by hand;
-            ``messages_rate_limit`` & co. limit the gateway's own traffic.
         callback_thread: serve callbacks from a background thread started by ``connect()``
             (default True, as tb-mqtt-client); False: callbacks run in ``check_for_msg()`` /
             ``wait_for_msg()`` on the caller's thread.
@@ -60,6 +61,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         gateway: Any = None,
         quality_of_service: int = 1,
         client_id: str = "",
+        messages_rate_limit: Optional[str] = None,
+        telemetry_rate_limit: Optional[str] = None,
+        telemetry_dp_rate_limit: Optional[str] = None,
         device_messages_rate_limit: Optional[str] = None,
         device_telemetry_rate_limit: Optional[str] = None,
         device_telemetry_dp_rate_limit: Optional[str] = None,
@@ -67,18 +71,21 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         callback_thread: bool = True,
         **kwargs: Any,
     ) -> None:
+        # tb-mqtt-client's legacy names override the new ones as there: ``rate_limit`` sets
+        # every message limit, ``dp_rate_limit`` both data-point limits.
+        rate_limit = kwargs.pop("rate_limit", None)
+        dp_rate_limit = kwargs.pop("dp_rate_limit", None)
+        if rate_limit and rate_limit != "DEFAULT_RATE_LIMIT":
+            messages_rate_limit = telemetry_rate_limit = rate_limit
+            device_messages_rate_limit = device_telemetry_rate_limit = rate_limit
+        if dp_rate_limit and dp_rate_limit != "DEFAULT_RATE_LIMIT":
+            telemetry_dp_rate_limit = device_telemetry_dp_rate_limit = dp_rate_limit
         # Read by TBDeviceMqttClient.__init__: limits of what the gateway relays.
         self._gateway_limits = {
             "gateway_messages": device_messages_rate_limit,
             "gateway_telemetry_messages": device_telemetry_rate_limit,
             "gateway_telemetry_data_points": device_telemetry_dp_rate_limit,
         }
-        for legacy, new in (
-            ("rate_limit", "messages_rate_limit"),
-            ("dp_rate_limit", "telemetry_dp_rate_limit"),
-        ):
-            if legacy in kwargs:
-                kwargs.setdefault(new, kwargs.pop(legacy))
         super().__init__(
             host,
             port,
@@ -86,8 +93,13 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
             quality_of_service=quality_of_service,
             client_id=client_id or None,
             password=password,
+            messages_rate_limit=messages_rate_limit,
+            telemetry_rate_limit=telemetry_rate_limit,
+            telemetry_dp_rate_limit=telemetry_dp_rate_limit,
             **kwargs,
         )
+        # tb-mqtt-client's flag: scripts wait with ``while not client.stopped``; set by stop().
+        self.stopped = False
         self._gw = _engine.Gateway(self._engine)
         self._gw_subs: dict = {}
         self._gw_attr_callbacks: dict = {}
@@ -137,7 +149,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         super().disconnect()
 
     def stop(self) -> None:
-        """tb-mqtt-client's ``stop()``: the same as ``disconnect()``."""
+        """tb-mqtt-client's ``stop()``: sets ``stopped`` (scripts loop ``while not
+        client.stopped``) and disconnects as ``disconnect()`` does."""
+        self.stopped = True
         self.disconnect()
 
     def loop_start(self) -> None:

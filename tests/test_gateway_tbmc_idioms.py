@@ -1,0 +1,83 @@
+"""What tb-mqtt-client's gateway examples rely on, with only the import changed: the
+``stopped`` flag that their main loops poll, the handle's ``rc()``/``mid()``/``get()``, the
+``TBPublishInfo`` codes, and the constructor's positional order.
+
+spec: thingsboard-gateway.md B.1 (constructor, methods), B.2 (``TBPublishInfo``).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from thingsboard_sdk.devserver import DevServer
+from thingsboard_sdk.tb_device_mqtt import TBPublishInfo
+from thingsboard_sdk.tb_gateway_mqtt import TBGatewayMqttClient
+
+
+@pytest.fixture
+def server():
+    with DevServer("127.0.0.1", 0, http_port=None) as srv:
+        yield srv
+
+
+def test_an_rpc_handler_that_stops_the_gateway_ends_the_scripts_loop(server):
+    token = server.add_device("gw", gateway=True)
+    gateway = TBGatewayMqttClient("127.0.0.1", server.port, token)
+    assert gateway.stopped is False
+    stopped = threading.Event()
+
+    def on_rpc(client, request):
+        client.gw_send_rpc_reply(request["device"], request["data"]["id"], {"pong": True})
+        client.stop()
+        stopped.set()
+
+    assert gateway.connect() is not None
+    gateway.gw_set_server_side_rpc_request_handler(on_rpc)
+    info = gateway.gw_connect_device("Sub A", "sensor")
+    # tb-mqtt-client's claiming example: ``if info.rc() == 0: print("sent")`` at once.
+    assert info.rc() == TBPublishInfo.TB_ERR_SUCCESS
+    assert info.wait(10)
+    assert info.get() == TBPublishInfo.TB_ERR_SUCCESS
+    other = gateway.gw_send_telemetry("Sub A", {"t": 1})
+    assert isinstance(info.mid(), int) and other.mid() != info.mid()
+    assert server.send_rpc("Sub A", "ping", {}, timeout=15) == {"pong": True}
+    assert stopped.wait(10)
+    # The examples' main loop: ``while not gateway.stopped: time.sleep(1)``.
+    assert gateway.stopped is True
+    assert not gateway.is_connected()
+    assert server.latest_telemetry("Sub A") == {"t": 1}
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "named"),
+    [
+        # host, port, username, password, gateway, quality_of_service, client_id, then the
+        # gateway's own three limits and the three for its sub-devices, as tb-mqtt-client.
+        (("bad",), {}, "messages_rate_limit"),
+        ((None, None, "bad"), {}, "telemetry_dp_rate_limit"),
+        ((None, None, None, "bad"), {}, "device_messages_rate_limit"),
+        ((), {"rate_limit": "bad"}, "messages_rate_limit"),
+        ((), {"dp_rate_limit": "bad"}, "telemetry_dp_rate_limit"),
+    ],
+)
+def test_rate_limits_take_tb_mqtt_clients_positions_and_legacy_names(args, kwargs, named):
+    with pytest.raises(ValueError, match=f"^{named}: "):
+        TBGatewayMqttClient("127.0.0.1", 1883, "token", None, None, 1, "", *args, **kwargs)
+
+
+def test_default_placeholders_count_as_not_set():
+    gateway = TBGatewayMqttClient(
+        "127.0.0.1",
+        1883,
+        "token",
+        None,
+        None,
+        1,
+        "",
+        "DEFAULT_MESSAGES_RATE_LIMIT",
+        "DEFAULT_TELEMETRY_RATE_LIMIT",
+        "DEFAULT_TELEMETRY_DP_RATE_LIMIT",
+        rate_limit="DEFAULT_RATE_LIMIT",
+    )
+    assert gateway.stopped is False
