@@ -60,6 +60,10 @@ fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body
     }
 }
 
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Resp {
+    request(addr, "GET", path, token, b"")
+}
+
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
@@ -82,25 +86,28 @@ fn http_server() -> (DevServer, SocketAddr) {
     (s, addr)
 }
 
-fn login(addr: SocketAddr) -> String {
-    let r = request(
+/// Logs in as the default tenant; the raw answer.
+fn tenant_login(addr: SocketAddr) -> Resp {
+    request(
         addr,
         "POST",
         "/api/auth/login",
         None,
         br#"{"username":"tenant@thingsboard.org","password":"tenant"}"#,
-    );
+    )
+}
+
+fn login(addr: SocketAddr) -> String {
+    let r = tenant_login(addr);
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["token"].as_str().unwrap().to_string()
 }
 
 fn device_id(addr: SocketAddr, token: &str, name: &str) -> String {
-    let r = request(
+    let r = get(
         addr,
-        "GET",
         &format!("/api/tenant/device?deviceName={name}"),
         Some(token),
-        b"",
     );
     assert_eq!(r.status, 200, "{}", r.text());
     r.json()["id"]["id"].as_str().unwrap().to_string()
@@ -109,13 +116,7 @@ fn device_id(addr: SocketAddr, token: &str, name: &str) -> String {
 #[test]
 fn login_gives_a_jwt_pair_and_bad_logins_get_thingsboard_errors() {
     let (_s, addr) = http_server();
-    let r = request(
-        addr,
-        "POST",
-        "/api/auth/login",
-        None,
-        br#"{"username":"tenant@thingsboard.org","password":"tenant"}"#,
-    );
+    let r = tenant_login(addr);
     assert_eq!(r.status, 200);
     let pair = r.json();
     assert_eq!(pair["token"].as_str().unwrap().split('.').count(), 3);
@@ -149,38 +150,28 @@ fn login_gives_a_jwt_pair_and_bad_logins_get_thingsboard_errors() {
 #[test]
 fn every_api_path_needs_a_valid_token() {
     let (_s, addr) = http_server();
-    let r = request(
-        addr,
-        "GET",
-        "/api/tenant/devices?pageSize=10&page=0",
-        None,
-        b"",
-    );
+    let r = get(addr, "/api/tenant/devices?pageSize=10&page=0", None);
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["message"], "Authentication failed");
-    let r = request(
+    let r = get(
         addr,
-        "GET",
         "/api/tenant/devices?pageSize=10&page=0",
         Some("garbage"),
-        b"",
     );
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["errorCode"], 10);
     // A well-formed token of another server: signature mismatch, answered as expired.
     let (_other, other_addr) = http_server();
     let foreign = login(other_addr);
-    let r = request(
+    let r = get(
         addr,
-        "GET",
         "/api/tenant/devices?pageSize=10&page=0",
         Some(&foreign),
-        b"",
     );
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["errorCode"], 11);
     // The page needs none.
-    let r = request(addr, "GET", "/", None, b"");
+    let r = get(addr, "/", None);
     assert_eq!(r.status, 200);
     assert!(r
         .headers
@@ -192,28 +183,16 @@ fn every_api_path_needs_a_valid_token() {
 fn devices_list_by_name_create_delete_and_errors() {
     let (s, addr) = http_server();
     let t = login(addr);
-    let r = request(
-        addr,
-        "GET",
-        "/api/tenant/devices?pageSize=10&page=0",
-        Some(&t),
-        b"",
-    );
+    let r = get(addr, "/api/tenant/devices?pageSize=10&page=0", Some(&t));
     assert_eq!(r.status, 200);
     let page = r.json();
     assert_eq!(page["totalElements"], 1);
     assert_eq!(page["data"][0]["name"], DEVICE);
     assert_eq!(page["data"][0]["id"]["entityType"], "DEVICE");
     // Missing pageSize: 400/31.
-    let r = request(addr, "GET", "/api/tenant/devices?page=0", Some(&t), b"");
+    let r = get(addr, "/api/tenant/devices?page=0", Some(&t));
     assert_eq!((r.status, r.json()["errorCode"].clone()), (400, json!(31)));
-    let r = request(
-        addr,
-        "GET",
-        "/api/tenant/device?deviceName=nope",
-        Some(&t),
-        b"",
-    );
+    let r = get(addr, "/api/tenant/device?deviceName=nope", Some(&t));
     assert_eq!((r.status, r.json()["errorCode"].clone()), (404, json!(32)));
     // Create with a given token: it connects over MQTT at once.
     let r = request(
@@ -225,13 +204,7 @@ fn devices_list_by_name_create_delete_and_errors() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
     let id = r.json()["id"]["id"].as_str().unwrap().to_string();
-    let r = request(
-        addr,
-        "GET",
-        &format!("/api/device/{id}/credentials"),
-        Some(&t),
-        b"",
-    );
+    let r = get(addr, &format!("/api/device/{id}/credentials"), Some(&t));
     assert_eq!(r.json()["credentialsId"], "NEWTOKEN");
     let _c = Client::device_token(s.local_addr(), "NEWTOKEN");
     let r = request(addr, "POST", "/api/device", Some(&t), br#"{"name":"lamp"}"#);
@@ -241,9 +214,9 @@ fn devices_list_by_name_create_delete_and_errors() {
     assert_eq!(r.status, 400);
     let r = request(addr, "DELETE", &format!("/api/device/{id}"), Some(&t), b"");
     assert_eq!(r.status, 200);
-    let r = request(addr, "GET", &format!("/api/device/{id}"), Some(&t), b"");
+    let r = get(addr, &format!("/api/device/{id}"), Some(&t));
     assert_eq!(r.status, 404);
-    let r = request(addr, "GET", "/api/device/not-a-uuid", Some(&t), b"");
+    let r = get(addr, "/api/device/not-a-uuid", Some(&t));
     assert_eq!(r.status, 400);
 }
 
@@ -288,12 +261,10 @@ fn shared_attributes_written_over_rest_reach_the_device_once() {
         (404, "Device with requested id wasn't found!".to_string())
     );
     // Read back with native types, then delete: {"deleted":[..]}.
-    let r = request(
+    let r = get(
         addr,
-        "GET",
         &format!("/api/plugins/telemetry/DEVICE/{id}/values/attributes/SHARED_SCOPE"),
         Some(&t),
-        b"",
     );
     let values: Vec<(String, Value)> = r
         .json()
@@ -321,34 +292,28 @@ fn telemetry_latest_is_text_unless_strict_and_history_is_a_half_open_range() {
     c.send(&publish("v1/devices/me/telemetry", 1, 1, body));
     assert_eq!(c.frame()[0], 0x40);
     let base = format!("/api/plugins/telemetry/DEVICE/{id}/values/timeseries");
-    let latest = request(addr, "GET", &base, Some(&t), b"").json();
+    let latest = get(addr, &base, Some(&t)).json();
     assert_eq!(latest["t"], json!([{"ts": 2000, "value": "42.0"}]));
     assert_eq!(latest["n"], json!([{"ts": 1000, "value": "40"}]));
-    let strict = request(
+    let strict = get(
         addr,
-        "GET",
         &format!("{base}?keys=t,none&useStrictDataTypes=True"),
         Some(&t),
-        b"",
     )
     .json();
     assert_eq!(strict["t"][0]["value"], json!(42.0));
     assert!(strict["none"][0]["value"].is_null());
-    let hist = request(
+    let hist = get(
         addr,
-        "GET",
         &format!("{base}?keys=t&startTs=1000&endTs=2000"),
         Some(&t),
-        b"",
     )
     .json();
     assert_eq!(hist, json!({"t": [{"ts": 1000, "value": "21.5"}]}));
-    let hist = request(
+    let hist = get(
         addr,
-        "GET",
         &format!("{base}/history?keys=t&startTs=0&endTs=3000&orderBy=ASC&limit=1"),
         Some(&t),
-        b"",
     )
     .json();
     assert_eq!(hist, json!({"t": [{"ts": 1000, "value": "21.5"}]}));
@@ -364,18 +329,18 @@ fn history_refuses_unknown_agg_and_order_even_with_no_points() {
     let base = format!(
         "/api/plugins/telemetry/DEVICE/{id}/values/timeseries?keys=t&startTs=0&endTs=99999999999999"
     );
-    let r = request(addr, "GET", &format!("{base}&agg=FOO"), Some(&t), b"");
+    let r = get(addr, &format!("{base}&agg=FOO"), Some(&t));
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(
         r.text(),
         "No enum constant org.thingsboard.server.common.data.kv.Aggregation.FOO"
     );
-    let r = request(addr, "GET", &format!("{base}&orderBy=FOO"), Some(&t), b"");
+    let r = get(addr, &format!("{base}&orderBy=FOO"), Some(&t));
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("'FOO'"), "{}", r.text());
     // Known values, any case for the order: 200 and no points.
     for q in ["&agg=NONE", "&agg=AVG", "&orderBy=asc", "&orderBy=DESC"] {
-        let r = request(addr, "GET", &format!("{base}{q}"), Some(&t), b"");
+        let r = get(addr, &format!("{base}{q}"), Some(&t));
         assert_eq!((r.status, r.json()), (200, json!({})), "{q}");
     }
 }
@@ -544,12 +509,10 @@ fn a_device_stream_carries_its_telemetry_traffic_and_rpcs_only() {
     );
     assert_eq!(e["params"], json!(3));
     // Unknown device: 404, never a stream.
-    let r = request(
+    let r = get(
         addr,
-        "GET",
         &format!("/api/devserver/events?token={t}&deviceId=5a3f0c1e-7c0e-11ee-b962-0242ac120002"),
         None,
-        b"",
     );
     assert_eq!(r.status, 404);
 }
