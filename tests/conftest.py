@@ -993,6 +993,52 @@ class PyRunner:
                     stream.close()
 
 
+@contextlib.contextmanager
+def devserver_cli(*args: str, cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], list[str]]]:
+    """Runs ``python -m thingsboard_sdk devserver ARGS`` until it says it is ready.
+
+    Args:
+        args: the command line after ``devserver``.
+        cwd: the child's working directory.
+
+    Yields:
+        ``(proc, lines)``: the child and the stdout lines up to "press Ctrl-C to stop". On the
+        way out a child still running is killed and its pipes are closed.
+    """
+    proc = spawn_cli("devserver", *args, cwd=cwd)
+    try:
+        yield proc, PyRunner.read_until(proc, "press Ctrl-C to stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+def stop_cli(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> tuple[str, str]:
+    """Sends ``sig`` and checks the child exits 0 without a traceback.
+
+    Returns:
+        The rest of its (stdout, stderr) as text.
+    """
+    proc.send_signal(sig)
+    out, err = PyRunner.finish(proc, timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    return out, err
+
+
+def listening_port(lines: list[str]) -> int:
+    """The MQTT port in the dev server's "listening on 127.0.0.1:PORT" line."""
+    for line in lines:
+        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        if m:
+            return int(m.group(1))
+    raise AssertionError(f"no 'listening on' line in {lines}")
+
+
 @pytest.fixture
 def run_py(tmp_path: Path) -> Iterator[PyRunner]:
     """``run_py.run(code)`` -> CompletedProcess; ``run_py.spawn(code)`` -> Popen."""

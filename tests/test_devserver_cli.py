@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HOST, PyRunner, _child_env, spawn_cli
+from conftest import HOST, PyRunner, _child_env, devserver_cli, listening_port, stop_cli
 from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
 
 
@@ -24,27 +24,6 @@ def run_cli(*args: str, cwd: Path, timeout: float = 60.0) -> subprocess.Complete
         text=True,
         timeout=timeout,
     )
-
-
-@pytest.fixture
-def procs() -> list[subprocess.Popen[bytes]]:
-    made: list[subprocess.Popen[bytes]] = []
-    yield made
-    for proc in made:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
-
-
-def listening_port(lines: list[str]) -> int:
-    for line in lines:
-        m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        if m:
-            return int(m.group(1))
-    raise AssertionError(f"no 'listening on' line in {lines}")
 
 
 # -- devserver ------------------------------------------------------------------------------------
@@ -82,46 +61,37 @@ def test_devserver_duplicate_token_exits_2(tmp_path):
     assert "used by another device" in r.stderr
 
 
-def test_devserver_serves_logs_and_stops_on_ctrl_c(tmp_path, procs):
+def test_devserver_serves_logs_and_stops_on_ctrl_c(tmp_path):
     args = ["--port", "0", "--device", "Lab Sensor:LAB_TOKEN", "--provision", "pk:ps"]
-    proc = spawn_cli("devserver", *args, cwd=tmp_path)
-    procs.append(proc)
-    lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
-    port = listening_port(lines)
-    assert any("'Lab Sensor': access token LAB_TOKEN" in line for line in lines)
-    assert any("provisioning profile: key 'pk'" in line for line in lines)
+    with devserver_cli(*args, cwd=tmp_path) as (proc, lines):
+        port = listening_port(lines)
+        assert any("'Lab Sensor': access token LAB_TOKEN" in line for line in lines)
+        assert any("provisioning profile: key 'pk'" in line for line in lines)
 
-    client = TBDeviceMqttClient(HOST, port, access_token="LAB_TOKEN", client_id="lab-1")
-    assert client.connect(timeout=10) is not None, client.last_error
-    try:
-        assert client.send_telemetry({"temperature": 21}).wait(5)
-        PyRunner.read_until(proc, '"Lab Sensor" telemetry')
-    finally:
-        client.disconnect()
-    PyRunner.read_until(proc, "disconnected")
+        client = TBDeviceMqttClient(HOST, port, access_token="LAB_TOKEN", client_id="lab-1")
+        assert client.connect(timeout=10) is not None, client.last_error
+        try:
+            assert client.send_telemetry({"temperature": 21}).wait(5)
+            PyRunner.read_until(proc, '"Lab Sensor" telemetry')
+        finally:
+            client.disconnect()
+        PyRunner.read_until(proc, "disconnected")
 
-    proc.send_signal(signal.SIGINT)
-    out, err = PyRunner.finish(proc, timeout=20)
-    assert proc.returncode == 0, err
+        out, _err = stop_cli(proc, signal.SIGINT)
     assert "dev server stopped" in out
-    assert "Traceback" not in err
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((HOST, port), timeout=5).close()
 
 
-def test_devserver_default_demo_device_and_quiet(tmp_path, procs):
-    proc = spawn_cli("devserver", "--port", "0", "--quiet", cwd=tmp_path)
-    procs.append(proc)
-    lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
-    port = listening_port(lines)
-    assert any("'Demo Device': access token DEMO_DEVICE_TOKEN" in line for line in lines)
-    client = TBDeviceMqttClient(HOST, port, access_token="DEMO_DEVICE_TOKEN", client_id="d-1")
-    assert client.connect(timeout=10) is not None, client.last_error
-    client.send_telemetry({"x": 1}).wait(5)
-    client.disconnect()
-    proc.send_signal(signal.SIGTERM)
-    out, err = PyRunner.finish(proc, timeout=20)
-    assert proc.returncode == 0, err
+def test_devserver_default_demo_device_and_quiet(tmp_path):
+    with devserver_cli("--port", "0", "--quiet", cwd=tmp_path) as (proc, lines):
+        port = listening_port(lines)
+        assert any("'Demo Device': access token DEMO_DEVICE_TOKEN" in line for line in lines)
+        client = TBDeviceMqttClient(HOST, port, access_token="DEMO_DEVICE_TOKEN", client_id="d-1")
+        assert client.connect(timeout=10) is not None, client.last_error
+        client.send_telemetry({"x": 1}).wait(5)
+        client.disconnect()
+        out, _err = stop_cli(proc)
     assert "telemetry" not in out  # --quiet: no per-message lines
     assert out.rstrip().endswith("dev server stopped")
 

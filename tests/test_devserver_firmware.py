@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HOST, PyRunner, _child_env, spawn_cli
+from conftest import HOST, _child_env, devserver_cli, listening_port, stop_cli
 from paho.mqtt.enums import CallbackAPIVersion
 
 ATTRS = "v1/devices/me/attributes"
@@ -335,8 +335,7 @@ def test_cli_firmware_option_assigns_and_serves(tmp_path):
     path = tmp_path / "build:1" / "lamp.bin"  # a ':' in the path is fine
     path.parent.mkdir()
     path.write_bytes(data)
-    proc = spawn_cli(
-        "devserver",
+    with devserver_cli(
         "--port",
         "0",
         "--device",
@@ -344,10 +343,8 @@ def test_cli_firmware_option_assigns_and_serves(tmp_path):
         "--firmware",
         f"LAMP_TOKEN:{path}:lamp:1.2:MURMUR3_128",
         cwd=tmp_path,
-    )
-    try:
-        lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
-        port = int(next(ln for ln in lines if "listening on" in ln).rsplit(":", 1)[1])
+    ) as (proc, lines):
+        port = listening_port(lines)
         expected = expected_checksum("MURMUR3_128", data)
         assert any(f"lamp 1.2 from {path} (MURMUR3_128 {expected})" in ln for ln in lines), lines
         dev = RawDevice(port, "LAMP_TOKEN")
@@ -355,16 +352,7 @@ def test_cli_firmware_option_assigns_and_serves(tmp_path):
             assert dev.chunk(1, 0, None) == data
         finally:
             dev.close()
-        proc.send_signal(signal.SIGINT)
-        out, err = PyRunner.finish(proc, timeout=20)
-        assert proc.returncode == 0, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
+        stop_cli(proc, signal.SIGINT)
 
 
 @pytest.mark.parametrize(

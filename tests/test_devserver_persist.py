@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HOST, PyRunner, pump_until, spawn_cli
+from conftest import HOST, devserver_cli, listening_port, pump_until, stop_cli
 from paho.mqtt.enums import CallbackAPIVersion
 from thingsboard_sdk.devserver import DevServer
 from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
@@ -191,15 +191,10 @@ def test_acknowledged_telemetry_survives_kill_9(tmp_path: Path):
     """A child runs ``devserver --data``; a device streams QoS 1 telemetry and the child is
     killed with SIGKILL mid-stream. Every message the device saw acknowledged is stored."""
     data = tmp_path / "data"
-    proc = spawn_cli(
-        "devserver", "--port", "0", "--quiet", "--data", str(data), "--device", "K9:K9_TOKEN",
-        cwd=tmp_path,
-    )  # fmt: skip
-    try:
-        lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
-        port = next(
-            int(line.rsplit(":", 1)[1]) for line in lines if "listening on 127.0.0.1:" in line
-        )
+    with devserver_cli(
+        "--port", "0", "--quiet", "--data", str(data), "--device", "K9:K9_TOKEN", cwd=tmp_path
+    ) as (proc, lines):
+        port = listening_port(lines)
         assert any(f"data in {data}" in line for line in lines), lines
         client = TBDeviceMqttClient(
             HOST, port, access_token="K9_TOKEN", quality_of_service=1, reconnect=False
@@ -214,13 +209,6 @@ def test_acknowledged_telemetry_survives_kill_9(tmp_path: Path):
         proc.wait(10)
         acked = [i for i, h in enumerate(handles) if h.done]
         client.disconnect()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
     assert len(acked) >= 1501
     with DevServer(data=data) as server:
         assert server.devices() == ["K9"]
@@ -231,27 +219,16 @@ def test_acknowledged_telemetry_survives_kill_9(tmp_path: Path):
 
 def test_cli_restart_keeps_devices_and_skips_known_ones(tmp_path: Path):
     data = tmp_path / "data"
-    args = ["devserver", "--port", "0", "--data", str(data), "--device", "Lab:LAB_TOKEN"]
+    args = ["--port", "0", "--data", str(data), "--device", "Lab:LAB_TOKEN"]
     for run in range(2):
-        proc = spawn_cli(*args, cwd=tmp_path)
-        try:
-            lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
+        with devserver_cli(*args, cwd=tmp_path) as (proc, lines):
             assert any(f"data in {data} (1 devices)" in line for line in lines), lines
-            port = next(
-                int(line.rsplit(":", 1)[1]) for line in lines if "listening on 127.0.0.1:" in line
-            )
+            port = listening_port(lines)
             client = TBDeviceMqttClient(HOST, port, access_token="LAB_TOKEN", quality_of_service=1)
             assert client.connect(timeout=TIMEOUT) is not None, client.last_error
             assert client.send_telemetry({"ts": 1000 + run, "values": {"run": run}}).wait(TIMEOUT)
             client.disconnect()
-            proc.send_signal(signal.SIGTERM)
-            out, err = PyRunner.finish(proc, timeout=20)
-            assert proc.returncode == 0, err
-            assert "Traceback" not in err
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            stop_cli(proc)
     with DevServer(data=data) as server:
         assert [p.value for p in server.telemetry("Lab", "run")] == [0, 1]
 
@@ -264,18 +241,11 @@ def test_cli_restart_without_device_keeps_the_store_as_it_is(tmp_path: Path):
         (["--device", "Lab:LAB_TOKEN"], "(1 devices)"),
         ([], "(1 devices)"),
     ):
-        proc = spawn_cli("devserver", "--port", "0", "--data", str(data), *args, cwd=tmp_path)
-        try:
-            lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
+        cli = ["--port", "0", "--data", str(data), *args]
+        with devserver_cli(*cli, cwd=tmp_path) as (proc, lines):
             assert any(f"data in {data} {expected}" in line for line in lines), lines
-            proc.send_signal(signal.SIGTERM)
-            out, err = PyRunner.finish(proc, timeout=20)
-            assert proc.returncode == 0, err
+            out, _err = stop_cli(proc)
             assert "Demo Device" not in out
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
     with DevServer(data=data) as server:
         assert server.devices() == ["Lab"]
 
@@ -288,15 +258,13 @@ def test_rest_writes_answered_ok_survive_kill_9(tmp_path: Path):
     import urllib.request
 
     data = tmp_path / "data"
-    proc = spawn_cli(
-        "devserver", "--port", "0", "--http-port", "0", "--quiet", "--data", str(data),
-        "--device", "R9:R9_TOKEN", cwd=tmp_path,
-    )  # fmt: skip
     acked: list[str] = []
     lock = threading.Lock()
     enough = threading.Event()
-    try:
-        lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
+    with devserver_cli(
+        "--port", "0", "--http-port", "0", "--quiet", "--data", str(data),
+        "--device", "R9:R9_TOKEN", cwd=tmp_path,
+    ) as (proc, lines):  # fmt: skip
         url = next(
             word.rstrip("/") for line in lines for word in line.split() if word.startswith("http")
         )
@@ -338,13 +306,6 @@ def test_rest_writes_answered_ok_survive_kill_9(tmp_path: Path):
         proc.wait(10)
         for t in threads:
             t.join(TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
     with lock:
         answered = list(acked)
     with DevServer(data=data) as server:

@@ -9,7 +9,6 @@ import functools
 import hashlib
 import json
 import queue
-import signal
 import ssl
 import subprocess
 import urllib.request
@@ -18,7 +17,7 @@ from typing import Iterator, Optional
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import HOST, PyRunner, spawn_cli
+from conftest import HOST, devserver_cli, stop_cli
 from paho.mqtt.enums import CallbackAPIVersion
 from thingsboard_sdk.devserver import DevServer, write_self_signed
 from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
@@ -252,9 +251,7 @@ def test_bad_tls_options_are_clear_errors(tmp_path: Path, certs: dict[str, str])
 def test_cli_tls_selfsigned_prints_how_to_connect(tmp_path: Path):
     folder = tmp_path / "tls"
     args = ["--port", "0", "--tls-port", "0", "--tls-selfsigned", str(folder), "--quiet"]
-    proc = spawn_cli("devserver", *args, cwd=tmp_path)
-    try:
-        lines = PyRunner.read_until(proc, "press Ctrl-C to stop")
+    with devserver_cli(*args, cwd=tmp_path) as (proc, lines):
         text = "".join(lines)
         tls_port = next(
             int(line.rsplit(":", 1)[1]) for line in lines if "MQTTS (TLS) listening on" in line
@@ -272,11 +269,4 @@ def test_cli_tls_selfsigned_prints_how_to_connect(tmp_path: Path):
         assert client.connect(timeout=TIMEOUT) is not None, client.last_error
         assert client.send_telemetry({"cli": True}).wait(TIMEOUT)
         client.disconnect()
-        proc.send_signal(signal.SIGTERM)
-        out, err = PyRunner.finish(proc, timeout=20)
-        assert proc.returncode == 0, err
-        assert "Traceback" not in err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_cli(proc)
