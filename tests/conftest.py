@@ -958,22 +958,25 @@ class PyRunner:
         return out.decode(errors="replace"), err.decode(errors="replace")
 
     @staticmethod
-    def read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 30.0) -> list[str]:
-        """Read stdout lines until one contains ``marker``; returns the lines read."""
-        assert proc.stdout is not None
+    def read_until(
+        proc: subprocess.Popen[bytes], marker: str, timeout: float = 30.0, *, stderr: bool = False
+    ) -> list[str]:
+        """Read stdout (or stderr) lines until one contains ``marker``; returns the lines read."""
+        stream = proc.stderr if stderr else proc.stdout
+        assert stream is not None
         lines: list[str] = []
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
+            sel.register(stream, selectors.EVENT_READ)
             while True:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise AssertionError(f"no {marker!r} from child within {timeout}s: {lines}")
                 if not sel.select(left):
                     continue
-                raw = proc.stdout.readline()  # unbuffered: reads up to the newline only
+                raw = stream.readline()  # unbuffered: reads up to the newline only
                 if not raw:
-                    err = proc.stderr.read() if proc.stderr else b""
+                    err = proc.stderr.read() if proc.stderr and not stderr else b""
                     raise AssertionError(
                         f"child ended before {marker!r}: {lines}\n{err.decode(errors='replace')}"
                     )

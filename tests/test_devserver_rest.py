@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from conftest import free_port, spawn_cli
+from conftest import PyRunner, free_port, spawn_cli
 from thingsboard_sdk.devserver import DevServer
 from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
 
@@ -344,18 +344,8 @@ def test_cli_rpc_drives_a_script_run_with_devserver(tmp_path):
     run = spawn_cli("run", str(ROOT / "examples" / "rpc_led.py"), "--devserver",
                     "--http-port", "0", cwd=tmp_path)  # fmt: skip
     try:
-        url = None
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        assert run.stderr is not None
-        while url is None and time.monotonic() < deadline:
-            line = run.stderr.readline().decode()
-            if not line:
-                break
-            lines.append(line)
-            if "web page and REST API: " in line:
-                url = line.split("web page and REST API: ")[1].split()[0]
-        assert url, "no URL printed:\n" + "".join(lines)
+        lines = PyRunner.read_until(run, "web page and REST API: ", 60, stderr=True)
+        url = lines[-1].split("web page and REST API: ")[1].split()[0]
         assert "login tenant@thingsboard.org / tenant" in "".join(lines)
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:

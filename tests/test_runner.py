@@ -30,11 +30,18 @@ def spawn_runner(run_py: Any, script: Path, *options: str) -> subprocess.Popen[b
     return proc
 
 
-def run_runner(run_py: Any, script: Path, *options: str, timeout: float = 60) -> tuple:
-    """Runs the script to its end; returns ``(returncode, stdout, stderr)``."""
-    proc = spawn_runner(run_py, script, *options)
+def run_cli(run_py: Any, *args: str, timeout: float = 60) -> tuple:
+    """Runs ``python -m thingsboard_sdk ARGS`` in the test's folder to its end; returns
+    ``(returncode, stdout, stderr)``."""
+    proc = spawn_cli(*args, cwd=run_py.workdir)
+    run_py.procs.append(proc)
     out, err = run_py.finish(proc, timeout=timeout)
     return proc.returncode, out, err
+
+
+def run_runner(run_py: Any, script: Path, *options: str, timeout: float = 60) -> tuple:
+    """Runs the script to its end; returns ``(returncode, stdout, stderr)``."""
+    return run_cli(run_py, "run", str(script), *options, timeout=timeout)
 
 
 def interrupt(run_py: Any, proc: subprocess.Popen[bytes]) -> tuple:
@@ -316,27 +323,6 @@ def test_copied_sdk_modules_import_at_top_level(tmp_path, run_py, tb_devserver):
     assert tb_devserver.latest_telemetry("copied") == {"copied": 1}
 
 
-def read_err_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 30) -> str:
-    """Reads the child's stderr line by line until one contains ``marker``."""
-    import selectors
-
-    assert proc.stderr is not None
-    seen = []
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not sel.select(max(0.0, deadline - time.monotonic())):
-                continue
-            line = proc.stderr.readline().decode(errors="replace")
-            if not line:
-                break
-            seen.append(line)
-            if marker in line:
-                return "".join(seen)
-    raise AssertionError(f"no {marker!r} on stderr: {''.join(seen)}")
-
-
 LOOP_SCRIPT = """
 import time
 from tb_device_mqtt import TBDeviceMqttClient
@@ -415,7 +401,7 @@ def test_signals_during_cleanup_show_no_runner_traceback(tmp_path, run_py):
         proc = spawn_runner(run_py, script, "--server", f"127.0.0.1:{listener.getsockname()[1]}")
         run_py.read_until(proc, "READY", timeout=30)
         proc.send_signal(signal.SIGTERM)
-        read_err_until(proc, "interrupted (SIGTERM)")
+        run_py.read_until(proc, "interrupted (SIGTERM)", stderr=True)
         sent = 0
         while proc.poll() is None and sent < 20:
             proc.send_signal(signal.SIGTERM if sent % 2 else signal.SIGINT)
@@ -440,10 +426,8 @@ def test_misspelt_options_are_errors_with_a_suggestion(tmp_path, run_py):
     assert rc == 2 and out == ""
     assert "unknown option --sever (did you mean --server?)" in err, err
     assert "options for the script go after --" in err
-    proc = spawn_cli("run", "--dev-server", str(script), cwd=tmp_path)
-    run_py.procs.append(proc)
-    out, err = run_py.finish(proc)
-    assert proc.returncode == 2 and "did you mean --devserver?" in err, err
+    rc, out, err = run_cli(run_py, "run", "--dev-server", str(script))
+    assert rc == 2 and "did you mean --devserver?" in err, err
     rc, out, err = run_runner(run_py, script, "word", "--", "--sever", "-v")
     assert rc == 0, err
     assert out.strip() == "['word', '--sever', '-v']"
@@ -467,13 +451,11 @@ def test_server_without_port_means_1883():
             raise AssertionError(f"{bad!r} accepted")
 
 
-def test_version_option(tmp_path, run_py):
+def test_version_option(run_py):
     import thingsboard_sdk
 
-    proc = spawn_cli("--version", cwd=tmp_path)
-    run_py.procs.append(proc)
-    out, err = run_py.finish(proc)
-    assert proc.returncode == 0
+    rc, out, err = run_cli(run_py, "--version")
+    assert rc == 0
     assert out.strip() == f"python -m thingsboard_sdk {thingsboard_sdk.__version__}"
 
 
@@ -537,31 +519,25 @@ def test_reconnected_is_shown_once_lost_was(tmp_path, run_py, restartable_broker
     proc = spawn_runner(run_py, script, "--", str(restartable_broker.port))
     run_py.read_until(proc, "READY", timeout=30)
     restartable_broker.stop()
-    read_err_until(proc, " lost ", timeout=30)
+    run_py.read_until(proc, " lost ", stderr=True)
     restartable_broker.start()
-    read_err_until(proc, "reconnected to the server", timeout=30)
+    run_py.read_until(proc, "reconnected to the server", stderr=True)
     rc, out, err = interrupt(run_py, proc)
     assert rc == 130, err
 
 
-def test_examples_ship_in_the_package_and_run_by_name(tmp_path, run_py):
+def test_examples_ship_in_the_package_and_run_by_name(run_py):
     import thingsboard_sdk
 
     shipped = Path(thingsboard_sdk.__file__).parent / "examples"
     names = sorted(p.stem for p in shipped.glob("*.py"))
     assert "telemetry_loop" in names
-    proc = spawn_cli("run", "--list-examples", cwd=tmp_path)
-    run_py.procs.append(proc)
-    out, err = run_py.finish(proc)
-    assert proc.returncode == 0, err
+    rc, out, err = run_cli(run_py, "run", "--list-examples")
+    assert rc == 0, err
     assert [line.split()[0] for line in out.splitlines()] == names
     assert "Send telemetry every second" in out
-    proc = spawn_cli("run", "--example", "attributes", "--devserver", cwd=tmp_path)
-    run_py.procs.append(proc)
-    out, err = run_py.finish(proc)
-    assert proc.returncode == 0, err
+    rc, out, err = run_cli(run_py, "run", "--example", "attributes", "--devserver")
+    assert rc == 0, err
     assert "client attributes: {'firmwareVersion': '1.0.0', 'model': 'ESP32-DevKitC'}" in err
-    proc = spawn_cli("run", "--example", "atributes", cwd=tmp_path)
-    run_py.procs.append(proc)
-    out, err = run_py.finish(proc)
-    assert proc.returncode == 2 and "did you mean attributes?" in err, err
+    rc, out, err = run_cli(run_py, "run", "--example", "atributes")
+    assert rc == 2 and "did you mean attributes?" in err, err
