@@ -102,6 +102,8 @@ pub struct State {
     /// Messages accepted and being written to the durable queue outside this lock: nothing
     /// is pumped while this is above 0 (see `Client::command`).
     pub durable_hold: usize,
+    /// Scratch list of the messages one PUBACK finished (kept to reuse its allocation).
+    pub acked: Vec<MessageId>,
 }
 
 /// The signals of one IO task (one generation).
@@ -308,6 +310,7 @@ impl Shared {
                 aio: waker::Watch::default(),
                 durable_acks: Vec::new(),
                 durable_hold: 0,
+                acked: Vec::new(),
                 hub: None,
                 firmware_notes: VecDeque::new(),
                 firmware_events: VecDeque::new(),
@@ -330,10 +333,18 @@ impl Shared {
             return;
         }
         let now = runtime::now_ms();
+        // Under back-pressure (the window was full and reopened) tb-core may merge queued
+        // gateway uploads into fewer packets; otherwise one PUBLISH per message, as queued.
+        let merge = st.session.take_backlog();
         // Design: nothing is pulled from the device while the window is full, not even QoS 0
         // or a SUBSCRIBE, so the order the device queued in is the order on the wire.
         while st.session.has_room() {
-            match st.core.poll_transmit(now) {
+            let tx = if merge {
+                st.core.poll_transmit_merged(now)
+            } else {
+                st.core.poll_transmit(now)
+            };
+            match tx {
                 None => break,
                 Some(Transmit::Subscribe { filters, qos }) => {
                     st.session.subscribe(now, filters, qos);
@@ -371,18 +382,24 @@ impl Shared {
     /// The one place a message is finished: its PUBACK arrived (QoS 1) or it was queued for
     /// writing (QoS 0). Wakes whoever waits for it.
     pub fn complete(&self, st: &mut State, id: MessageId) {
-        if st.core.handle_puback(id) {
-            if self.settings.durable.is_some() && !st.core.is_pending(id) {
-                st.durable_acks.push(id);
-            }
-            let w = &st.wants;
-            if (w.flush > 0 && st.core.unacknowledged_qos1() == 0) || w.messages.contains(&id) {
-                self.cond.notify_all();
-            }
-            if st.aio.on_delivered(id, &st.core) {
-                st.report_to_hub();
+        // A merged gateway packet carries several messages: its PUBACK finishes each.
+        let mut done = std::mem::take(&mut st.acked);
+        if st.core.handle_puback_with(id, |m| done.push(m)) {
+            for &id in &done {
+                if self.settings.durable.is_some() && !st.core.is_pending(id) {
+                    st.durable_acks.push(id);
+                }
+                let w = &st.wants;
+                if (w.flush > 0 && st.core.unacknowledged_qos1() == 0) || w.messages.contains(&id) {
+                    self.cond.notify_all();
+                }
+                if st.aio.on_delivered(id, &st.core) {
+                    st.report_to_hub();
+                }
             }
         }
+        done.clear();
+        st.acked = done;
     }
 
     /// The one place that announces events queued for Python (tb-core events, firmware

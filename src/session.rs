@@ -155,6 +155,8 @@ pub struct Session {
     publishes_inflight: u16,
     /// The window filled and has not yet drained to [`Session::refill_at`]; see `has_room`.
     window_full: bool,
+    /// The window filled since [`take_backlog`](Session::take_backlog) last reported it.
+    backlog: bool,
     events: VecDeque<Event>,
     last_tx: Millis,
     last_rx: Millis,
@@ -186,6 +188,7 @@ impl Session {
             inflight: VecDeque::new(),
             publishes_inflight: 0,
             window_full: false,
+            backlog: false,
             events: VecDeque::new(),
             last_tx: 0,
             last_rx: 0,
@@ -213,6 +216,15 @@ impl Session {
     /// window open.
     pub fn has_room(&self) -> bool {
         self.is_up() && !self.window_full && self.publishes_inflight < self.window()
+    }
+
+    /// Whether the window is open again after it was full (back-pressure): messages waited
+    /// for it. Reported once per filling, when the window has room.
+    pub fn take_backlog(&mut self) -> bool {
+        if !self.has_room() {
+            return false;
+        }
+        std::mem::take(&mut self.backlog)
     }
 
     fn window(&self) -> u16 {
@@ -281,6 +293,7 @@ impl Session {
             p.pkid = self.take_pkid(now, Awaiting::Publish(id));
             self.publishes_inflight += 1;
             self.window_full = self.publishes_inflight >= self.window();
+            self.backlog |= self.window_full;
         }
         self.write(now, &Packet::Publish(p));
         true
@@ -319,6 +332,7 @@ impl Session {
         self.inflight = VecDeque::new();
         self.publishes_inflight = 0;
         self.window_full = false;
+        self.backlog = false;
         self.events.clear();
         self.waiting_since = None;
         self.ping_sent = None;
@@ -700,6 +714,30 @@ mod tests {
         assert!(s.has_room());
         assert!(publish(&mut s, 10));
         assert!(s.has_room(), "7 of 8 after a refill that did not fill it");
+    }
+
+    #[test]
+    fn backlog_is_reported_once_the_full_window_reopens() {
+        let mut s = Session::new(Options {
+            max_inflight: 4,
+            ..opts()
+        });
+        s.connect(0, 5_000);
+        s.handle_data(10, &[0x20, 2, 0, 0]);
+        let publish = |s: &mut Session, i: u64| {
+            s.publish(20, MessageId(i), "t".into(), Bytes::new(), QoS::AtLeastOnce)
+        };
+        for i in 0..3 {
+            assert!(publish(&mut s, i));
+        }
+        assert!(!s.take_backlog(), "3 of 4: never full");
+        assert!(publish(&mut s, 3));
+        assert!(!s.take_backlog(), "full: nothing can go yet");
+        s.handle_data(30, &[0x40, 2, 0, 1]);
+        assert!(s.take_backlog(), "reopened after being full");
+        assert!(!s.take_backlog(), "reported once");
+        s.reset();
+        assert!(!s.take_backlog());
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct Publish {
     /// Data points the message carries (telemetry and attribute uploads), as rate limits
     /// count them.
     pub data_points: u32,
+    /// How many messages this packet carries: 1, or more for a merged gateway upload (see
+    /// [`Device::poll_transmit_merged`]). Set on the packet handed to the host and on the
+    /// first of its messages in `inflight`; 1 everywhere else.
+    pub(crate) carries: u32,
 }
 
 /// Something the host must send.
@@ -491,18 +495,26 @@ impl Device {
     /// The broker acknowledged message `id` (QoS 1), or the host wrote it to the network
     /// (QoS 0). Returns whether it was awaiting that.
     pub fn handle_puback(&mut self, id: MessageId) -> bool {
+        self.handle_puback_with(id, |_| {})
+    }
+
+    /// [`handle_puback`](Device::handle_puback) for the packet sent under `id`, calling `done`
+    /// with every message it carried, in order: `id` alone, or each message of a merged
+    /// gateway upload ([`poll_transmit_merged`](Device::poll_transmit_merged)), all finished
+    /// by its one PUBACK.
+    pub fn handle_puback_with(&mut self, id: MessageId, mut done: impl FnMut(MessageId)) -> bool {
         // Acks arrive in order almost always, so the match is nearly always at the front.
-        match self.inflight.iter().position(|p| p.id == id) {
-            Some(pos) => {
-                if let Some(p) = self.inflight.remove(pos) {
-                    if p.qos == QoS::AtLeastOnce {
-                        self.qos1_unacked -= 1;
-                    }
-                }
-                true
+        let Some(pos) = self.inflight.iter().position(|p| p.id == id) else {
+            return false;
+        };
+        let n = (self.inflight[pos].carries.max(1) as usize).min(self.inflight.len() - pos);
+        for p in self.inflight.drain(pos..pos + n) {
+            if p.qos == QoS::AtLeastOnce {
+                self.qos1_unacked -= 1;
             }
-            None => false,
+            done(p.id);
         }
+        true
     }
 
     /// Time passed: requests past their deadline end with a timeout event, and a firmware
@@ -669,6 +681,20 @@ impl Device {
     ///
     /// [`handle_puback`]: Device::handle_puback
     pub fn poll_transmit(&mut self, now: Millis) -> Option<Transmit> {
+        self.transmit(now, false)
+    }
+
+    /// [`poll_transmit`](Device::poll_transmit) for a host whose in-flight window was full
+    /// and has reopened (back-pressure): a queued gateway upload may leave merged with the
+    /// uploads queued behind it on the same topic into one PUBLISH (`{"A":[..],"B":[..]}`,
+    /// thingsboard-gateway.md A.6/A.7), each message keeping its id (see [`crate::gateway`]).
+    /// A host calls plain `poll_transmit` otherwise, so light traffic goes out one PUBLISH
+    /// per message, as queued.
+    pub fn poll_transmit_merged(&mut self, now: Millis) -> Option<Transmit> {
+        self.transmit(now, crate::GATEWAY)
+    }
+
+    fn transmit(&mut self, now: Millis, merge: bool) -> Option<Transmit> {
         if !self.connected {
             return None;
         }
@@ -699,7 +725,12 @@ impl Device {
                 qos: self.cfg.qos,
             });
         }
-        let p = self.queued.pop_front()?;
+        let mut p = self.queued.pop_front()?;
+        let mut cost = cost;
+        let mut merged = 0;
+        if crate::GATEWAY && merge {
+            merged = self.merge_backlog(now, &mut p, &mut cost);
+        }
         if crate::LIMITS && self.cfg.pace {
             self.pacer.take(now, &cost);
         }
@@ -710,6 +741,10 @@ impl Device {
         if self.cfg.mode != Mode::Provisioning {
             let expires = now.saturating_add(self.cfg.echo_window_ms);
             self.echoes.remember(&p, expires);
+        }
+        if merged > 0 {
+            // `merge_backlog` moved the messages to `inflight` already.
+            return Some(Transmit::Publish(p));
         }
         self.inflight.push_back(p.clone());
         Some(Transmit::Publish(p))

@@ -45,6 +45,7 @@ mod error;
 pub mod firmware;
 pub mod gateway;
 pub mod limits;
+mod merge;
 mod ota;
 mod pacing;
 pub mod payload;

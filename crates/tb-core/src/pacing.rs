@@ -67,6 +67,7 @@ impl Device {
             payload,
             qos,
             data_points: 0,
+            carries: 1,
         });
     }
 

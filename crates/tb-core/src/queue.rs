@@ -134,6 +134,7 @@ impl Device {
                 payload,
                 qos,
                 data_points,
+                carries: 1,
             });
         }
         Ok(id)
@@ -174,7 +175,9 @@ impl Device {
     }
 
     pub(crate) fn requeue_inflight(&mut self) {
-        while let Some(p) = self.inflight.pop_back() {
+        // A merged packet's messages go back one by one (they may merge again, or not).
+        while let Some(mut p) = self.inflight.pop_back() {
+            p.carries = 1;
             self.queued.push_front(p);
         }
     }
@@ -220,6 +223,7 @@ impl Device {
                 payload,
                 qos,
                 data_points: 0,
+                carries: 1,
             });
         }
         id
