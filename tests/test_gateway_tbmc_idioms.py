@@ -49,6 +49,28 @@ def test_an_rpc_handler_that_stops_the_gateway_ends_the_scripts_loop(server):
     assert server.latest_telemetry("Sub A") == {"t": 1}
 
 
+def test_an_attribute_request_returns_what_get_and_rc_can_be_called_on(server):
+    # tb-mqtt-client returns a TBPublishInfo here; ours is the request id with its calls.
+    token = server.add_device("gw", gateway=True)
+    gateway = TBGatewayMqttClient("127.0.0.1", server.port, token)
+    assert gateway.connect() is not None
+    try:
+        assert gateway.gw_connect_device("Sub B").wait(10)
+        server.set_shared_attributes("Sub B", {"sp": 7})
+        got: list = []
+        answered = threading.Event()
+        info = gateway.gw_request_shared_attributes(
+            "Sub B", ["sp"], lambda result, exc: (got.append(result), answered.set())
+        )
+        assert info.rc() == TBPublishInfo.TB_ERR_SUCCESS
+        assert info.get() == TBPublishInfo.TB_ERR_SUCCESS
+        assert answered.wait(10)
+        assert got == [{"id": info.mid(), "device": "Sub B", "value": 7}]
+        assert got[0]["id"] == info
+    finally:
+        gateway.disconnect()
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "named"),
     [

@@ -24,7 +24,28 @@ from .tb_device_mqtt import TBDeviceMqttClient, _check_callback
 
 log = logging.getLogger("thingsboard_sdk.gateway")
 
-__all__ = ["TBGatewayMqttClient"]
+__all__ = ["TBGatewayMqttClient", "RequestId"]
+
+
+class RequestId(int):
+    """The id of an attribute request, usable as tb-mqtt-client's ``TBPublishInfo``.
+
+    tb-mqtt-client's ``gw_request_*_attributes`` return a ``TBPublishInfo``; scripts call
+    ``.get()`` or ``.rc()`` on it. The request's answer comes to its callback, so these only
+    say that the request was accepted: 0 (``TB_ERR_SUCCESS``), as tb-mqtt-client's ``get()``
+    does without a PUBACK."""
+
+    def rc(self) -> int:
+        """0: the request was accepted (queued)."""
+        return 0
+
+    def get(self, timeout: Optional[float] = 1.0) -> int:
+        """0: the request was accepted; its answer goes to the callback."""
+        return 0
+
+    def mid(self) -> int:
+        """The request id."""
+        return int(self)
 
 
 class TBGatewayMqttClient(TBDeviceMqttClient):
@@ -270,22 +291,25 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
 
     # ---- attribute requests and subscriptions ------------------------------------------------
 
-    def _gw_request(self, device: str, keys: Any, callback: Any, client: bool) -> int:
+    def _gw_request(self, device: str, keys: Any, callback: Any, client: bool) -> RequestId:
         _check_callback("callback", callback)
         if isinstance(keys, str):
             keys = [keys]
         rid = self._gw.request_attributes(device, list(keys), client, self._request_timeout)
         if callback is not None:
             self._gw_attr_callbacks[rid] = callback
-        return rid
+        return RequestId(rid)
 
-    def gw_request_shared_attributes(self, device_name: str, keys: Any, callback: Any) -> int:
+    def gw_request_shared_attributes(self, device_name: str, keys: Any, callback: Any) -> RequestId:
         """Requests shared attributes of a sub-device; ``callback(response, None)`` with the
         whole response (``{"id", "device", "value"}`` or ``"values"``), or
-        ``callback(None, TimeoutError)``. Returns the request id."""
+        ``callback(None, TimeoutError)``.
+
+        Returns:
+            The request id (an int that also has tb-mqtt-client's ``get()``/``rc()``)."""
         return self._gw_request(device_name, keys, callback, False)
 
-    def gw_request_client_attributes(self, device_name: str, keys: Any, callback: Any) -> int:
+    def gw_request_client_attributes(self, device_name: str, keys: Any, callback: Any) -> RequestId:
         """Requests client attributes of a sub-device (see ``gw_request_shared_attributes``)."""
         return self._gw_request(device_name, keys, callback, True)
 
