@@ -272,7 +272,24 @@ pub fn warn_unacknowledged_at_exit() {
     let all: Vec<Arc<Shared>> = CLIENTS.lock().iter().filter_map(Weak::upgrade).collect();
     for shared in all {
         let n = shared.state.lock().core.unacknowledged();
-        if n > 0 {
+        if n == 0 {
+            continue;
+        }
+        if let Some(q) = &shared.settings.durable {
+            // The QoS 1 ones are on disk: not lost, but still not delivered (issue #13).
+            let kept = shared.state.lock().core.unacknowledged_qos1().min(n);
+            log::warn!(
+                target: LOG,
+                "exiting with {n} message(s) of client {:?} not acknowledged by {}:{}; {kept} \
+                 (QoS 1) stay in queue_dir {} for a client with the same queue_dir and client \
+                 id to send, {} (QoS 0) are lost",
+                shared.settings.client_id,
+                shared.settings.host,
+                shared.settings.port,
+                q.dir().display(),
+                n - kept
+            );
+        } else {
             log::warn!(
                 target: LOG,
                 "exiting with {n} message(s) of client {:?} not acknowledged by {}:{}; they are \

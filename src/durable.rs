@@ -253,6 +253,11 @@ impl Queue {
         )
     }
 
+    /// The folder the queue lives in (`queue_dir`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Closes the file so another client (this process or another) may open it; the next
     /// `store` opens it again. Call after [`Queue::sync`].
     pub fn release(&self) {

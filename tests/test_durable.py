@@ -19,7 +19,7 @@ import textwrap
 import uuid
 
 import pytest
-from conftest import TBPeer, _child_env
+from conftest import TBPeer, _child_env, free_port
 from faults import FaultProxy
 from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
 
@@ -195,3 +195,41 @@ def test_a_queue_held_by_another_process_is_a_clear_error(tmp_path):
     finally:
         holder.kill()
         holder.wait(10)
+
+
+EXITING = textwrap.dedent(
+    """
+    import logging, sys
+    logging.basicConfig(level=logging.WARNING)
+    from thingsboard_sdk.tb_device_mqtt import TBDeviceMqttClient
+    port, cid, qdir = sys.argv[1:4]
+    c = TBDeviceMqttClient("127.0.0.1", int(port), access_token="t", client_id=cid,
+                           queue_dir=qdir)
+    assert c.connect(timeout=1) is None  # nothing listens there
+    for i in range(3):
+        c.send_telemetry({"i": i})
+    """
+)
+
+
+def test_exit_warning_says_the_queue_dir_keeps_the_messages(tmp_path):
+    # Without queue_dir the exit warning says the messages are lost; with it they are not.
+    port = free_port()
+    cid = "dev-exit-" + uuid.uuid4().hex[:8]
+    child = subprocess.run(
+        [sys.executable, "-c", EXITING, str(port), cid, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=_child_env(),
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    kept = (
+        rf"exiting with 3 message\(s\) .*; 3 \(QoS 1\) stay in queue_dir {re.escape(str(tmp_path))}"
+    )
+    assert re.search(kept, child.stderr), child.stderr[-2000:]
+    again = TBDeviceMqttClient(
+        "127.0.0.1", port, access_token="t", client_id=cid, queue_dir=tmp_path
+    )
+    assert again._engine.queued == 3
+    again.disconnect()
