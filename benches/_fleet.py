@@ -19,6 +19,8 @@ import os
 import resource
 import sys
 import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from _sender import cpu_seconds
 
@@ -72,6 +74,74 @@ def fd_report(states: list[tuple[bool, int | None]]) -> dict:
         "unconnected_no_socket": sum(1 for fd in down if fd is None or fd < 0),
         "connected_max_fd": max((fd for ok, fd in states if ok and fd is not None), default=None),
     }
+
+
+def socket_fd(sock) -> int | None:
+    """The file descriptor of ``sock``; None if there is no socket or it is closed."""
+    try:
+        return sock.fileno() if sock is not None else None
+    except OSError:
+        return None
+
+
+@dataclass
+class Started:
+    """What ``start_one_by_one`` leaves: the clients started, the seconds spent constructing
+    them, why it stopped early (None: all started), when the phase began and must end, and when
+    the next progress line is due."""
+
+    t: float
+    deadline: float
+    next_report: float
+    clients: list = field(default_factory=list)
+    create_s: float = 0.0
+    error: str | None = None
+
+
+def start_one_by_one(
+    fleet: Fleet,
+    make: Callable[[int], Any],
+    connect: Callable[[Any], None],
+    connected: Callable[[], int] | None = None,
+) -> Started:
+    """Makes and connects ``--devices`` clients in turn, the way a rival's README connects one.
+
+    Stops at ``--connect-timeout`` or at the first client that cannot be made or connected (no
+    more threads, no more file descriptors): the reason a rival stops is the result.
+
+    Args:
+        fleet: the run (progress lines once a second).
+        make: builds client ``d``; its time counts as creation.
+        connect: starts that client's connection.
+        connected: how many are connected so far, for the progress lines (None: not shown).
+
+    Returns:
+        The phase's ``Started`` record.
+    """
+    n = fleet.n
+    t = time.monotonic()
+    st = Started(t=t, deadline=t + fleet.args.connect_timeout, next_report=t + 1)
+    try:
+        for d in range(n):
+            c0 = time.monotonic()
+            c = make(d)
+            st.create_s += time.monotonic() - c0
+            connect(c)
+            st.clients.append(c)
+            now = time.monotonic()
+            if now > st.next_report:
+                st.next_report = now + 1
+                extra = {} if connected is None else {"connected": connected()}
+                fleet.progress("connecting", started=len(st.clients), **extra)
+            if now > st.deadline:
+                st.error = (
+                    f"only {len(st.clients)}/{n} clients started within "
+                    f"{fleet.args.connect_timeout} s"
+                )
+                break
+    except Exception as e:  # noqa: BLE001 - the reason a rival stops is the result
+        st.error = f"client {len(st.clients)}: {type(e).__name__}: {e}"
+    return st
 
 
 def emit(kind: str, **fields) -> None:

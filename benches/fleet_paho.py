@@ -15,15 +15,8 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-from _fleet import Fleet, fd_report, parse_args, ticks
+from _fleet import Fleet, fd_report, parse_args, socket_fd, start_one_by_one, ticks
 from _sender import TOPIC, cpu_seconds, message
-
-
-def _fd(sock) -> int | None:
-    try:
-        return sock.fileno() if sock is not None else None
-    except OSError:
-        return None
 
 
 def main() -> None:
@@ -50,42 +43,29 @@ def main() -> None:
     def on_socket_open(_c, _u, sock):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    clients = []
-    error = None
-    t = time.monotonic()
-    deadline = t + args.connect_timeout
-    next_report = t + 1
-    create_s = 0.0
-    try:
-        for d in range(n):
-            c0 = time.monotonic()
-            c = mqtt.Client(
-                mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-{d}", protocol=mqtt.MQTTv311
-            )
-            c.username_pw_set(f"fleet-{d}")
-            c.on_connect = on_connect
-            c.on_publish = on_publish
-            c.on_socket_open = on_socket_open
-            create_s += time.monotonic() - c0
-            c.connect(args.host, args.port, keepalive=60)
-            c.loop_start()
-            clients.append(c)
-            now = time.monotonic()
-            if now > next_report:
-                next_report = now + 1
-                fleet.progress("connecting", started=len(clients), connected=counts["connected"])
-            if now > deadline:
-                error = f"only {len(clients)}/{n} clients started within {args.connect_timeout} s"
-                break
-    except Exception as e:  # noqa: BLE001 - the reason a rival stops is the result
-        error = f"client {len(clients)}: {type(e).__name__}: {e}"
-    while error is None and counts["connected"] < n and time.monotonic() < deadline:
+    def make(d: int) -> mqtt.Client:
+        c = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-{d}", protocol=mqtt.MQTTv311
+        )
+        c.username_pw_set(f"fleet-{d}")
+        c.on_connect = on_connect
+        c.on_publish = on_publish
+        c.on_socket_open = on_socket_open
+        return c
+
+    def connect(c: mqtt.Client) -> None:
+        c.connect(args.host, args.port, keepalive=60)
+        c.loop_start()
+
+    st = start_one_by_one(fleet, make, connect, connected=lambda: counts["connected"])
+    clients, error, create_s = st.clients, st.error, st.create_s
+    while error is None and counts["connected"] < n and time.monotonic() < st.deadline:
         time.sleep(0.01)
     count = counts["connected"]
-    connect_s = time.monotonic() - t - create_s
+    connect_s = time.monotonic() - st.t - create_s
     if count < n and error is None:
         error = f"{count}/{n} connected within {args.connect_timeout:.0f} s"
-    fleet.out["fds"] = fd_report([(c.is_connected(), _fd(c.socket())) for c in clients])
+    fleet.out["fds"] = fd_report([(c.is_connected(), socket_fd(c.socket())) for c in clients])
     if not fleet.connected(count, create_s, connect_s, error):
         fleet.finish(mqtt_version=getattr(mqtt, "__version__", None))
 

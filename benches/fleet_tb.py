@@ -14,15 +14,8 @@ from __future__ import annotations
 import logging
 import time
 
-from _fleet import Fleet, fd_report, parse_args, ticks
+from _fleet import Fleet, fd_report, parse_args, socket_fd, start_one_by_one, ticks
 from _sender import cpu_seconds, message
-
-
-def _fd(sock) -> int | None:
-    try:
-        return sock.fileno() if sock is not None else None
-    except OSError:
-        return None
 
 
 def main() -> None:
@@ -32,44 +25,30 @@ def main() -> None:
 
     fleet = Fleet(args)
     n = args.devices
-    clients = []
-    error = None
-    t = time.monotonic()
-    deadline = t + args.connect_timeout
-    next_report = t + 1
-    create_s = 0.0
-    try:
-        for d in range(n):
-            c0 = time.monotonic()
-            c = TBDeviceMqttClient(
-                args.host, port=args.port, username=f"fleet-{d}", client_id=f"tb-{d}"
-            )
-            create_s += time.monotonic() - c0
-            c.connect()
-            clients.append(c)
-            now = time.monotonic()
-            if now > next_report:
-                next_report = now + 1
-                fleet.progress("connecting", started=len(clients))
-            if now > deadline:
-                error = f"only {len(clients)}/{n} clients started within {args.connect_timeout} s"
-                break
-    except Exception as e:  # noqa: BLE001 - the reason a rival stops is the result
-        error = f"client {len(clients)}: {type(e).__name__}: {e}"
+    st = start_one_by_one(
+        fleet,
+        lambda d: TBDeviceMqttClient(
+            args.host, port=args.port, username=f"fleet-{d}", client_id=f"tb-{d}"
+        ),
+        lambda c: c.connect(),
+    )
+    clients, error, create_s = st.clients, st.error, st.create_s
     count = 0
     while error is None:
         count = sum(1 for c in clients if c.is_connected())
-        if count >= n or time.monotonic() > deadline:
+        if count >= n or time.monotonic() > st.deadline:
             break
-        if time.monotonic() > next_report:
-            next_report = time.monotonic() + 1
+        if time.monotonic() > st.next_report:
+            st.next_report = time.monotonic() + 1
             fleet.progress("connecting", started=len(clients), connected=count)
         time.sleep(0.01)
     count = sum(1 for c in clients if c.is_connected())
-    connect_s = time.monotonic() - t - create_s
+    connect_s = time.monotonic() - st.t - create_s
     if count < n and error is None:
         error = f"{count}/{n} connected within {args.connect_timeout:.0f} s"
-    fleet.out["fds"] = fd_report([(c.is_connected(), _fd(c._client.socket())) for c in clients])
+    fleet.out["fds"] = fd_report(
+        [(c.is_connected(), socket_fd(c._client.socket())) for c in clients]
+    )
     if not fleet.connected(count, create_s, connect_s, error):
         fleet.finish()
 
