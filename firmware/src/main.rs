@@ -9,13 +9,12 @@
 
 extern crate alloc;
 
+mod exit;
 mod heap;
 mod script;
 
-use core::panic::PanicInfo;
-
-use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
 
 #[global_allocator]
 static HEAP: heap::TrackingHeap = heap::TrackingHeap::empty();
@@ -46,31 +45,9 @@ fn main() -> ! {
     if failed == 0 {
         hprintln!("PASS");
         hprintln!("firmware: {} passed, 0 failed", report.passed);
-        debug::exit(debug::EXIT_SUCCESS);
     } else {
         hprintln!("FAIL");
         hprintln!("firmware: {} passed, {} failed", report.passed, failed);
-        debug::exit(debug::EXIT_FAILURE);
     }
-    loop {
-        cortex_m::asm::bkpt();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &PanicInfo) -> ! {
-    hprintln!("FAIL panic: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
-    }
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("FAIL hard fault: {:?}", frame);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
-    }
+    exit::exit(failed == 0)
 }

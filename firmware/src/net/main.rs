@@ -17,18 +17,19 @@ extern crate alloc;
 
 mod clock;
 mod eth;
+#[path = "../exit.rs"]
+mod exit;
 #[path = "../heap.rs"]
 mod heap;
 mod link;
 mod scenario;
 
 use alloc::string::String;
-use core::panic::PanicInfo;
 
 use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::NVIC;
-use cortex_m_rt::{entry, exception, ExceptionFrame};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_rt::{entry, exception};
+use cortex_m_semihosting::hprintln;
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet, SocketStorage};
 use smoltcp::socket::{dhcpv4, tcp};
 use smoltcp::time::Instant;
@@ -224,14 +225,10 @@ fn main() -> ! {
 fn finish(ok: bool) -> ! {
     if ok {
         hprintln!("PASS");
-        debug::exit(debug::EXIT_SUCCESS);
     } else {
         hprintln!("FAIL");
-        debug::exit(debug::EXIT_FAILURE);
     }
-    loop {
-        cortex_m::asm::bkpt();
-    }
+    exit::exit(ok)
 }
 
 /// The second word of the semihosting command line (qemu's `-semihosting-config
@@ -289,23 +286,5 @@ unsafe fn DefaultHandler(irqn: i16) {
         clock::IRQ => clock::on_interrupt(),
         eth::IRQ => eth::Eth::ack_interrupt(),
         _ => {}
-    }
-}
-
-#[panic_handler]
-fn panic(info: &PanicInfo) -> ! {
-    hprintln!("FAIL panic: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
-    }
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    hprintln!("FAIL hard fault: {:?}", frame);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::bkpt();
     }
 }
