@@ -71,6 +71,26 @@ def test_an_attribute_request_returns_what_get_and_rc_can_be_called_on(server):
         gateway.disconnect()
 
 
+def test_connect_calls_both_of_tb_mqtt_clients_callback_forms(server):
+    token = server.add_device("gw", gateway=True)
+    calls: list = []
+
+    def plain(client, userdata, flags, rc):
+        calls.append(("plain", client, rc))
+
+    def with_client(client, userdata, flags, rc, properties, tb_client=None):
+        calls.append(("tb_client", tb_client, rc))
+
+    for callback in (plain, with_client):
+        gateway = TBGatewayMqttClient("127.0.0.1", server.port, token)
+        try:
+            assert gateway.connect(callback) is not None
+        finally:
+            gateway.disconnect()
+        assert calls[-1] == (calls[-1][0], gateway, 0)
+    assert [c[0] for c in calls] == ["plain", "tb_client"]
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "named"),
     [

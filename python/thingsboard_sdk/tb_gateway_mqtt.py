@@ -15,6 +15,8 @@ the background and callbacks run on the thread that calls ``check_for_msg()`` or
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import threading
 from typing import Any, Callable, Optional
@@ -23,6 +25,15 @@ from . import _engine
 from .tb_device_mqtt import TBDeviceMqttClient, _check_callback
 
 log = logging.getLogger("thingsboard_sdk.gateway")
+
+
+def _parameters(fn: Callable[..., Any]) -> Any:
+    """The names ``fn`` takes (none when its signature cannot be read, as for some builtins)."""
+    try:
+        return inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+
 
 __all__ = ["TBGatewayMqttClient", "RequestId"]
 
@@ -149,7 +160,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
 
         tb-mqtt-client's arguments are accepted; TLS, keepalive and the reconnect delays are
         set at construction here (host extras), so they are ignored with a warning when given.
-        ``callback(client, userdata, flags, rc)`` is called once connected (rc 0), as there.
+        ``callback(client, userdata, flags, rc)`` is called once connected (rc 0), as there;
+        a callback with a ``tb_client`` parameter gets ``(client, userdata, flags, rc,
+        properties, tb_client=client)``, tb-mqtt-client's second form.
 
         Returns:
             The CONNACK session-present flag, or None if the connection failed.
@@ -161,7 +174,13 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
             if self._callback_thread:
                 self.loop_start()
             if callback is not None:
-                self._call(callback, self, None, {"session present": present}, 0)
+                flags = {"session present": present}
+                if "tb_client" in _parameters(callback):
+                    # tb-mqtt-client's second form: properties too, and itself as tb_client.
+                    callback = functools.partial(callback, tb_client=self)
+                    self._call(callback, self, None, flags, 0, None)
+                else:
+                    self._call(callback, self, None, flags, 0)
         return present
 
     def disconnect(self) -> None:
