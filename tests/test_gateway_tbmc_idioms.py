@@ -91,6 +91,26 @@ def test_connect_calls_both_of_tb_mqtt_clients_callback_forms(server):
     assert [c[0] for c in calls] == ["plain", "tb_client"]
 
 
+def test_gw_claim_sends_tb_mqtt_clients_claiming_request(server):
+    token = server.add_device("gw", gateway=True)
+    gateway = TBGatewayMqttClient("127.0.0.1", server.port, token)
+    assert gateway.connect() is not None
+    try:
+        request = {
+            "Sub C": {"secretKey": "k-c", "durationMs": "30000"},
+            "Sub D": {"secretKey": "k-d", "durationMs": 60000},
+        }
+        assert gateway.gw_claim(None, None, None, claiming_request=request).wait(10)
+        got = {d: [(c.secret_key, c.duration_ms) for c in server.claims(d)] for d in request}
+        assert got == {"Sub C": [("k-c", 30000)], "Sub D": [("k-d", 60000)]}
+        with pytest.raises(TypeError, match="claiming_request"):
+            gateway.gw_claim(None, None, None, claiming_request={"Sub E": "k-e"})
+        with pytest.raises(ValueError, match="durationMs"):
+            gateway.gw_claim(None, None, None, claiming_request={"Sub E": {"durationMs": "x"}})
+    finally:
+        gateway.disconnect()
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "named"),
     [

@@ -303,10 +303,41 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         duration: Optional[int],
         claiming_request: Any = None,
     ) -> Any:
-        """Sends a claiming request for a sub-device (``durationMs`` = ``duration``)."""
-        if claiming_request is not None:
-            log.warning("gw_claim: claiming_request is not supported; using the arguments")
-        return self._gw.claim(device_name, secret_key, duration, 1)
+        """Sends a claiming request for a sub-device (``durationMs`` = ``duration``).
+
+        ``claiming_request`` (tb-mqtt-client's ``{device: {"secretKey", "durationMs"}}``, one
+        or more devices) replaces the other arguments: one message per device, in order.
+
+        Returns:
+            A delivery handle (for several devices, the last one's: it is acknowledged last).
+
+        Raises:
+            TypeError, ValueError: a ``claiming_request`` of the wrong shape; nothing is sent.
+        """
+        if claiming_request is None:
+            return self._gw.claim(device_name, secret_key, duration, 1)
+        if not isinstance(claiming_request, dict) or not claiming_request:
+            raise TypeError(
+                "claiming_request must be a non-empty dict {device: {secretKey, durationMs}}, "
+                f"got {claiming_request!r}"
+            )
+        claims = []
+        for device, claim in claiming_request.items():
+            if not isinstance(claim, dict):
+                raise TypeError(f"claiming_request[{device!r}] must be a dict, got {claim!r}")
+            ms = claim.get("durationMs")
+            try:
+                ms = None if ms is None else int(ms)  # tb-mqtt-client's example uses "30000"
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"claiming_request[{device!r}]['durationMs'] must be whole milliseconds, "
+                    f"got {ms!r}"
+                ) from None
+            claims.append((device, claim.get("secretKey"), ms))
+        handle = None
+        for device, key, ms in claims:
+            handle = self._gw.claim(device, key, ms, 1)
+        return handle
 
     # ---- attribute requests and subscriptions ------------------------------------------------
 
