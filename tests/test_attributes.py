@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 
+import pytest
 from conftest import ATTR_REQUEST, pump_until
 
 ATTRIBUTES = "v1/devices/me/attributes"
@@ -194,25 +195,19 @@ def test_unsubscribe_and_unknown_id(client, tb_peer):
     assert a == [] and len(everything) == 2
 
 
-def test_unsubscribe_star_removes_all(client, tb_peer):
-    # reference: unsubscribe_from_attribute("*") empties the subscription dict
+@pytest.mark.parametrize(
+    "clear",
+    [
+        # reference: unsubscribe_from_attribute("*") empties the subscription dict
+        pytest.param(lambda c: c.unsubscribe_from_attribute("*"), id="unsubscribe-star"),
+        pytest.param(lambda c: c.clean_device_sub_dict(), id="clean_device_sub_dict"),
+    ],
+)
+def test_clearing_removes_every_attribute_subscription(client, tb_peer, clear):
     a = []
     client.subscribe_to_attribute("a", lambda r, *x: a.append(r))
     client.subscribe_to_all_attributes(lambda r, *x: a.append(r))
-    client.unsubscribe_from_attribute("*")
-    sync = []
-    client.subscribe_to_attribute("sync", lambda r, *x: sync.append(r))
-    tb_peer.push_attributes({"a": 1})
-    tb_peer.push_attributes({"sync": 1})
-    pump_until(client, lambda: sync)
-    assert a == []
-
-
-def test_clean_device_sub_dict(client, tb_peer):
-    a = []
-    client.subscribe_to_attribute("a", lambda r, *x: a.append(r))
-    client.subscribe_to_all_attributes(lambda r, *x: a.append(r))
-    client.clean_device_sub_dict()
+    clear(client)
     sync = []
     client.subscribe_to_attribute("sync", lambda r, *x: sync.append(r))
     tb_peer.push_attributes({"a": 1})
