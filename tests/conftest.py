@@ -235,6 +235,13 @@ class Mosquitto:
         self.stop()
         self.start()
 
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def log_text(self) -> str:
         try:
             return self.log.read_text(errors="replace")[-4000:]
@@ -245,23 +252,15 @@ class Mosquitto:
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     """A mosquitto shared by the whole session, on a free port."""
-    b = Mosquitto(tmp_path_factory.mktemp("mosquitto"))
-    b.start()
-    try:
+    with Mosquitto(tmp_path_factory.mktemp("mosquitto")) as b:
         yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture
 def restartable_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     """A private mosquitto on a fixed port for this test, with persistence; stop()/start() it."""
-    b = Mosquitto(tmp_path, persistence=True)
-    b.start()
-    try:
+    with Mosquitto(tmp_path, persistence=True) as b:
         yield b
-    finally:
-        b.stop()
 
 
 @pytest.fixture

@@ -453,8 +453,7 @@ async def test_tls_with_the_right_ca_and_a_clear_error_with_the_wrong_one(tmp_pa
     make_leaf(tmp_path, "server", "ca", "127.0.0.1", SERVER_EXT)
     b = TLSMosquitto(tmp_path / "b", tmp_path)
     b.workdir.mkdir()
-    b.start()
-    try:
+    with b:
         kw = dict(access_token="tok-tls", tls=True, reconnect=False)
         good = AsyncTBDeviceClient(b.host, b.port, ca_certs=str(tmp_path / "ca.crt"), **kw)
         async with good:
@@ -462,5 +461,3 @@ async def test_tls_with_the_right_ca_and_a_clear_error_with_the_wrong_one(tmp_pa
         bad = AsyncTBDeviceClient(b.host, b.port, ca_certs=str(tmp_path / "other-ca.crt"), **kw)
         with pytest.raises(ConnectionError, match="TLS"):
             await bad.connect(timeout=10)
-    finally:
-        b.stop()

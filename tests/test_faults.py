@@ -185,12 +185,8 @@ class AuthMosquitto(Mosquitto):
 
 @pytest.fixture
 def auth_broker(tmp_path):
-    b = AuthMosquitto(tmp_path, {"good-token": "secret-pw"})
-    b.start()
-    try:
+    with AuthMosquitto(tmp_path, {"good-token": "secret-pw"}) as b:
         yield b
-    finally:
-        b.stop()
 
 
 @pytest.mark.parametrize(
