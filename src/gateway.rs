@@ -82,9 +82,8 @@ impl Gateway {
     where
         F: FnOnce(&mut tb_core::Device) -> Result<MessageId, tb_core::Error>,
     {
-        let mut st = self.shared.state.lock();
-        let id = f(&mut st.core).map_err(SdkError::from)?;
-        self.shared.send(&mut st);
+        // The device's path: the durable queue (`queue_dir`) stores sub-device messages too.
+        let id = crate::py::command_on(&self.shared, f)?;
         Ok(Handle {
             shared: self.shared.clone(),
             id,

@@ -163,29 +163,7 @@ impl Client {
     where
         F: FnOnce(&mut Device) -> Result<MessageId, tb_core::Error>,
     {
-        let mut st = self.shared.state.lock();
-        let id = f(&mut st.core)?;
-        if let Some(q) = &self.shared.settings.durable {
-            let parts = crate::durable::Queue::parts(&st.core, id);
-            if !parts.is_empty() {
-                // Design: the INSERT runs without the state lock, so the IO task goes on
-                // reading PUBACKs and writing what was pumped meanwhile; `durable_hold` stops
-                // every pump until the row is written, so nothing is sent unstored (a PUBACK
-                // always finds its row) and a failed store can always withdraw the message.
-                st.durable_hold += 1;
-                drop(st);
-                let stored = q.store(id, &parts);
-                st = self.shared.state.lock();
-                st.durable_hold -= 1;
-                if let Err(why) = stored {
-                    st.core.withdraw(id);
-                    self.shared.send(&mut st);
-                    return Err(SdkError::Storage(why));
-                }
-            }
-        }
-        self.shared.send(&mut st);
-        Ok(id)
+        command_on(&self.shared, f)
     }
 
     fn handle(&self, id: MessageId) -> Handle {
@@ -194,6 +172,37 @@ impl Client {
             id,
         }
     }
+}
+
+/// Runs a command that queues a message (`f`), stores it in the durable queue when there is
+/// one, and pumps. The one path for device and gateway commands alike.
+pub(crate) fn command_on<F>(shared: &Shared, f: F) -> Result<MessageId, SdkError>
+where
+    F: FnOnce(&mut Device) -> Result<MessageId, tb_core::Error>,
+{
+    let mut st = shared.state.lock();
+    let id = f(&mut st.core)?;
+    if let Some(q) = &shared.settings.durable {
+        let parts = crate::durable::Queue::parts(&st.core, id);
+        if !parts.is_empty() {
+            // Design: the INSERT runs without the state lock, so the IO task goes on
+            // reading PUBACKs and writing what was pumped meanwhile; `durable_hold` stops
+            // every pump until the row is written, so nothing is sent unstored (a PUBACK
+            // always finds its row) and a failed store can always withdraw the message.
+            st.durable_hold += 1;
+            drop(st);
+            let stored = q.store(id, &parts);
+            st = shared.state.lock();
+            st.durable_hold -= 1;
+            if let Err(why) = stored {
+                st.core.withdraw(id);
+                shared.send(&mut st);
+                return Err(SdkError::Storage(why));
+            }
+        }
+    }
+    shared.send(&mut st);
+    Ok(id)
 }
 
 fn event_to_py(py: Python<'_>, ev: Event) -> PyResult<Py<PyAny>> {

@@ -119,15 +119,25 @@ def test_the_dev_server_stores_every_data_point_of_a_merged_backlog(server):
     assert server.client_attributes("sub-001") == {"model": "N"}
 
 
-def test_a_durable_queue_forgets_every_message_of_a_merged_packet(broker, tb_peer, tmp_path):
+def test_a_durable_queue_keeps_each_message_and_forgets_a_merged_packets_all(
+    broker, tb_peer, tmp_path
+):
     kw = dict(username="gw-" + uuid.uuid4().hex[:8], client_id="merge-dq", max_inflight=2)
     gw = TBGatewayMqttClient(broker.host, broker.port, queue_dir=str(tmp_path), **kw)
+    for i in range(50):
+        gw.gw_send_telemetry(f"q{i}", {"i": i})
+    gw.disconnect()  # never connected: the 50 stay in the folder
+    gw = TBGatewayMqttClient(broker.host, broker.port, queue_dir=str(tmp_path), **kw)
     try:
-        handles = [gw.gw_send_telemetry(f"q{i}", {"i": i}) for i in range(50)]
+        assert gw._engine.queued == 50
+        mark = tb_peer.mark()
         assert gw.connect(timeout=10) is not None
-        assert all(h.wait(20) for h in handles)
+        assert gw.flush(20)
+        msgs = [m for m in tb_peer.barrier(gw, 20)[mark:] if m.topic == "v1/gateway/telemetry"]
     finally:
         gw.disconnect()
+    assert len(msgs) < 50
+    assert sent_by_device(msgs) == {f"q{i}": [{"i": i}] for i in range(50)}
     # A new process with the same folder finds nothing left to send.
     again = TBGatewayMqttClient(broker.host, broker.port, queue_dir=str(tmp_path), **kw)
     try:
