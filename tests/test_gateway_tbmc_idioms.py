@@ -67,6 +67,10 @@ def test_an_attribute_request_returns_what_get_and_rc_can_be_called_on(server):
         assert answered.wait(10)
         assert got == [{"id": info.mid(), "device": "Sub B", "value": 7}]
         assert got[0]["id"] == info
+        # The gateway's own attributes (tb-mqtt-client: a TBPublishInfo too).
+        own: list = []
+        info = gateway.request_attributes(None, ["sp"], lambda result, exc: own.append(result))
+        assert info.get() == TBPublishInfo.TB_ERR_SUCCESS and int(info) >= 1
     finally:
         gateway.disconnect()
 

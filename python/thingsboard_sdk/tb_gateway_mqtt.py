@@ -19,7 +19,7 @@ import functools
 import inspect
 import logging
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from . import _engine
 from .tb_device_mqtt import TBDeviceMqttClient, _check_callback
@@ -245,6 +245,23 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         if wait_for_publish:
             handle.wait(10)
         return handle
+
+    def request_attributes(
+        self,
+        client_keys: Optional[Iterable[str]] = None,
+        shared_keys: Optional[Iterable[str]] = None,
+        callback: Optional[Callable[..., Any]] = None,
+        *,
+        timeout: Optional[float] = None,
+    ) -> RequestId:
+        """The gateway's own attributes, as ``TBDeviceMqttClient.request_attributes``.
+
+        Returns:
+            The request id, with tb-mqtt-client's ``get()``/``rc()`` (there a
+            ``TBPublishInfo``).
+        """
+        rid = super().request_attributes(client_keys, shared_keys, callback, timeout=timeout)
+        return RequestId(rid)
 
     def claim(self, secret_key: Optional[str], duration: int = 30000) -> Any:
         """tb-mqtt-client's ``claim()`` for the gateway itself."""
