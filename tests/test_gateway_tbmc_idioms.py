@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import free_port
 from thingsboard_sdk.devserver import DevServer
 from thingsboard_sdk.tb_device_mqtt import TBPublishInfo
 from thingsboard_sdk.tb_gateway_mqtt import TBGatewayMqttClient
@@ -111,6 +112,25 @@ def test_gw_claim_sends_tb_mqtt_clients_claiming_request(server):
             gateway.gw_claim(None, None, None, claiming_request={"Sub E": "k-e"})
         with pytest.raises(ValueError, match="durationMs"):
             gateway.gw_claim(None, None, None, claiming_request={"Sub E": {"durationMs": "x"}})
+    finally:
+        gateway.disconnect()
+
+
+def test_callbacks_are_served_when_the_server_comes_up_after_connect():
+    # connect() failed (returned None) and the engine went on trying; the script, as
+    # tb-mqtt-client's, only sets a handler and sleeps.
+    port = free_port()
+    gateway = TBGatewayMqttClient("127.0.0.1", port, "GW-LATE")
+    assert gateway.connect(timeout=1) is None
+    gateway.gw_set_server_side_rpc_request_handler(
+        lambda client, rpc: client.gw_send_rpc_reply(rpc["device"], rpc["data"]["id"], "pong")
+    )
+    gateway.gw_connect_device("Late")
+    try:
+        with DevServer("127.0.0.1", port, http_port=None) as srv:
+            srv.add_device("gw", token="GW-LATE", gateway=True)
+            srv.wait_for(lambda: "Late" in srv.devices(), timeout=15, what="the sub-device")
+            assert srv.send_rpc("Late", "ping", {}, timeout=15) == "pong"
     finally:
         gateway.disconnect()
 

@@ -170,9 +170,11 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         if tls or ca_certs or cert_file or key_file:
             log.warning("connect(): TLS is set at construction (tls=, ca_certs=, ...); ignored")
         present = super().connect(timeout=timeout)
+        if self._callback_thread:
+            # Also after a failed first attempt: the engine goes on trying in the background
+            # (reconnect on), and handlers set meanwhile must be served once it is up.
+            self.loop_start()
         if present is not None:
-            if self._callback_thread:
-                self.loop_start()
             if callback is not None:
                 flags = {"session present": present}
                 if "tb_client" in _parameters(callback):
