@@ -11,7 +11,7 @@ import threading
 
 import pytest
 from conftest import free_port
-from thingsboard_sdk.devserver import DevServer
+from thingsboard_sdk.devserver import DevServer, write_self_signed
 from thingsboard_sdk.tb_device_mqtt import TBPublishInfo
 from thingsboard_sdk.tb_gateway_mqtt import TBGatewayMqttClient
 
@@ -132,6 +132,31 @@ def test_callbacks_are_served_when_the_server_comes_up_after_connect():
             srv.wait_for(lambda: "Late" in srv.devices(), timeout=15, what="the sub-device")
             assert srv.send_rpc("Late", "ping", {}, timeout=15) == "pong"
     finally:
+        gateway.disconnect()
+
+
+def test_tls_given_to_connect_is_used_as_tb_mqtt_client_does(tmp_path):
+    # tb-mqtt-client's tls_connect example: TLS arguments go to connect(), not the constructor.
+    certs = write_self_signed(tmp_path / "certs")
+    with DevServer(
+        "127.0.0.1", 0, http_port=None, tls_cert=certs["server_cert"], tls_key=certs["server_key"]
+    ) as srv:
+        token = srv.add_device("gw", gateway=True)
+        gateway = TBGatewayMqttClient("127.0.0.1", srv.tls_port, token)
+        handler_calls: list = []
+        gateway.gw_set_server_side_rpc_request_handler(
+            lambda client, rpc: handler_calls.append(rpc)
+        )
+        try:
+            assert gateway.connect(tls=True, ca_certs=certs["ca_cert"], keepalive=30) == 0
+            assert gateway.gw_send_telemetry("Sub T", {"over": "tls"}).wait(10)
+            assert srv.latest_telemetry("Sub T") == {"over": "tls"}
+            # The handler set before connect() is kept.
+            assert gateway.devices_server_side_rpc_request_handler is not None
+        finally:
+            gateway.disconnect()
+        # Too late once the client was used: ignored with a warning, the session is unchanged.
+        assert gateway.connect(tls=True, ca_certs="/nonexistent.pem") == 0
         gateway.disconnect()
 
 

@@ -103,6 +103,21 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         callback_thread: bool = True,
         **kwargs: Any,
     ) -> None:
+        # For connect(tls=..., keepalive=...), tb-mqtt-client's place for them (see there).
+        self._init_args = (
+            (host, port, username, password, gateway, quality_of_service, client_id),
+            dict(
+                messages_rate_limit=messages_rate_limit,
+                telemetry_rate_limit=telemetry_rate_limit,
+                telemetry_dp_rate_limit=telemetry_dp_rate_limit,
+                device_messages_rate_limit=device_messages_rate_limit,
+                device_telemetry_rate_limit=device_telemetry_rate_limit,
+                device_telemetry_dp_rate_limit=device_telemetry_dp_rate_limit,
+                callback_thread=callback_thread,
+                **kwargs,
+            ),
+        )
+        self._connect_called = False
         # tb-mqtt-client's legacy names override the new ones as there: ``rate_limit`` sets
         # every message limit, ``dp_rate_limit`` both data-point limits.
         rate_limit = kwargs.pop("rate_limit", None)
@@ -158,8 +173,11 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         """Connects (waiting up to ``timeout`` seconds for the CONNACK) and, with
         ``callback_thread``, starts serving callbacks in the background.
 
-        tb-mqtt-client's arguments are accepted; TLS, keepalive and the reconnect delays are
-        set at construction here (host extras), so they are ignored with a warning when given.
+        tb-mqtt-client's arguments are accepted. ``tls=True`` (with ``ca_certs``,
+        ``cert_file``, ``key_file``) and ``keepalive`` apply when given to the first
+        ``connect()`` before anything was sent, subscribed or requested (they are host extras
+        of the constructor here); later they are ignored with a warning. The reconnect delays
+        are the ``reconnect_*_delay`` host extras.
         ``callback(client, userdata, flags, rc)`` is called once connected (rc 0), as there;
         a callback with a ``tb_client`` parameter gets ``(client, userdata, flags, rc,
         properties, tb_client=client)``, tb-mqtt-client's second form.
@@ -167,8 +185,8 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         Returns:
             The CONNACK session-present flag, or None if the connection failed.
         """
-        if tls or ca_certs or cert_file or key_file:
-            log.warning("connect(): TLS is set at construction (tls=, ca_certs=, ...); ignored")
+        self._session_options(tls, ca_certs, cert_file, key_file, keepalive)
+        self._connect_called = True
         present = super().connect(timeout=timeout)
         if self._callback_thread:
             # Also after a failed first attempt: the engine goes on trying in the background
@@ -184,6 +202,57 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
                 else:
                     self._call(callback, self, None, flags, 0)
         return present
+
+    def _session_options(
+        self,
+        tls: bool,
+        ca_certs: Optional[str],
+        cert_file: Optional[str],
+        key_file: Optional[str],
+        keepalive: float,
+    ) -> None:
+        """Applies connect()'s TLS and keepalive: the engine takes them at construction, so a
+        client that has not used its engine yet is built again with them."""
+        args, kwargs = self._init_args
+        wanted: dict = {}
+        if tls and not kwargs.get("tls"):
+            wanted.update(tls=True, ca_certs=ca_certs, cert_file=cert_file, key_file=key_file)
+        if keepalive != kwargs.get("keepalive", 120):
+            wanted["keepalive"] = keepalive
+        if not wanted:
+            return
+        pristine = not (
+            self._connect_called
+            or self._engine.queued
+            or self._subscriptions
+            or self._attr_callbacks
+            or self._rpc_callbacks
+            or self._gw_subs
+            or self._gw_attr_callbacks
+            or self._gw_connected
+        )
+        if not pristine:
+            log.warning(
+                "connect(): %s ignored: this client was used before; pass them to the "
+                "constructor (host extras)",
+                ", ".join(sorted(wanted)),
+            )
+            return
+        # Handlers are plain attributes that scripts may set before connect(): keep them.
+        keep = {
+            name: getattr(self, name)
+            for name in (
+                "_rpc_handler",
+                "devices_server_side_rpc_request_handler",
+                "device_disconnect_callback",
+                "on_firmware_update",
+                "on_firmware_progress",
+                "current_firmware_info",
+            )
+        }
+        self.__init__(*args, **dict(kwargs, **wanted))  # type: ignore[misc]
+        for name, value in keep.items():
+            setattr(self, name, value)
 
     def disconnect(self) -> None:
         """Stops the callback thread, flushes (bounded) and disconnects."""
