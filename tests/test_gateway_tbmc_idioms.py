@@ -160,6 +160,32 @@ def test_tls_given_to_connect_is_used_as_tb_mqtt_client_does(tmp_path):
         gateway.disconnect()
 
 
+def test_uploads_take_tb_mqtt_clients_quality_of_service_values(server):
+    token = server.add_device("gw", gateway=True)
+    gateway = TBGatewayMqttClient("127.0.0.1", server.port, token, quality_of_service=0)
+    assert gateway.connect() is not None
+    try:
+        # None: the session's QoS, as tb-mqtt-client's _publish_data.
+        assert gateway.gw_send_telemetry("Sub Q", {"a": 1}, quality_of_service=None).wait(10)
+        assert gateway.gw_send_attributes("Sub Q", {"b": 2}, None).wait(10)
+        for bad in ("1", 2, 1.0):
+            with pytest.raises(ValueError, match=f"quality_of_service must be 0 or 1, got {bad!r}"):
+                gateway.gw_send_telemetry("Sub Q", {"a": 1}, quality_of_service=bad)
+        # QoS 0: a handle completes once written; wait for the server to have stored both.
+        server.wait_for(
+            lambda: (
+                "Sub Q" in server.devices()
+                and server.latest_telemetry("Sub Q")
+                and server.client_attributes("Sub Q")
+            ),
+            timeout=10,
+        )
+        assert server.latest_telemetry("Sub Q") == {"a": 1}
+        assert server.client_attributes("Sub Q") == {"b": 2}
+    finally:
+        gateway.disconnect()
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "named"),
     [

@@ -375,14 +375,34 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
 
     # ---- uploads -----------------------------------------------------------------------------
 
-    def gw_send_telemetry(self, device: str, telemetry: Any, quality_of_service: int = 1) -> Any:
-        """Sends sub-device telemetry (a dict, a ``{"ts", "values"}`` dict or a list of them);
-        split into several messages when too big, one handle for all."""
-        return self._gw.send_telemetry(device, telemetry, quality_of_service)
+    def _qos(self, quality_of_service: Any) -> int:
+        """tb-mqtt-client's rule: None means the session's QoS; else 0 or 1."""
+        if quality_of_service is None:
+            return self.quality_of_service
+        if quality_of_service not in (0, 1) or not isinstance(quality_of_service, int):
+            raise ValueError(f"quality_of_service must be 0 or 1, got {quality_of_service!r}")
+        return int(quality_of_service)
 
-    def gw_send_attributes(self, device: str, attributes: dict, quality_of_service: int = 1) -> Any:
-        """Sends sub-device client attributes; returns a delivery handle."""
-        return self._gw.send_attributes(device, attributes, quality_of_service)
+    def gw_send_telemetry(
+        self, device: str, telemetry: Any, quality_of_service: Optional[int] = 1
+    ) -> Any:
+        """Sends sub-device telemetry (a dict, a ``{"ts", "values"}`` dict or a list of them);
+        split into several messages when too big, one handle for all.
+
+        Raises:
+            ValueError: ``quality_of_service`` not 0, 1 or None (None: the session's QoS).
+        """
+        return self._gw.send_telemetry(device, telemetry, self._qos(quality_of_service))
+
+    def gw_send_attributes(
+        self, device: str, attributes: dict, quality_of_service: Optional[int] = 1
+    ) -> Any:
+        """Sends sub-device client attributes; returns a delivery handle.
+
+        Raises:
+            ValueError: ``quality_of_service`` not 0, 1 or None (None: the session's QoS).
+        """
+        return self._gw.send_attributes(device, attributes, self._qos(quality_of_service))
 
     def gw_claim(
         self,
