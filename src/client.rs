@@ -76,6 +76,9 @@ pub struct State {
     pub(crate) wake_pending: bool,
     pub last_error: Option<String>,
     pub session_present: bool,
+    /// MQTT sessions opened so far (CONNACKs accepted): tells a reconnect from a still-up link
+    /// however short the outage was.
+    pub sessions: u64,
     /// The SUBACK for this session's subscriptions arrived. Until then `connected` stays
     /// False: a push sent before the subscription is in place would be lost.
     pub subscribed: bool,
@@ -321,6 +324,7 @@ impl Shared {
                 wake_pending: false,
                 last_error: None,
                 session_present: false,
+                sessions: 0,
                 subscribed: false,
                 closing: false,
                 wants: Wants::default(),

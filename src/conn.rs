@@ -464,6 +464,7 @@ fn drive(shared: &Shared, gen: u64, data: Option<&[u8]>, timer: bool, was_up: &m
                 st.core.handle_connected_at(now);
                 st.link = Link::Up;
                 st.session_present = session_present;
+                st.sessions += 1;
                 st.subscribed = false;
                 st.last_error = None;
                 shared.cond.notify_all();

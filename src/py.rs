@@ -791,6 +791,12 @@ impl Client {
         self.shared.state.lock().last_error.clone()
     }
 
+    /// MQTT sessions opened so far: grows by one on every connect and reconnect.
+    #[getter]
+    fn sessions(&self) -> u64 {
+        self.shared.state.lock().sessions
+    }
+
     /// Messages queued or awaiting acknowledgement.
     #[getter]
     fn queued(&self) -> usize {
