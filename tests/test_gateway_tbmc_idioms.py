@@ -186,6 +186,23 @@ def test_uploads_take_tb_mqtt_clients_quality_of_service_values(server):
         gateway.disconnect()
 
 
+def test_the_connect_callback_runs_again_after_each_reconnect():
+    # tb-mqtt-client's connect callback is paho's on_connect: called on every (re)connect,
+    # including the first one that succeeds in the background after connect() failed.
+    port = free_port()
+    gateway = TBGatewayMqttClient("127.0.0.1", port, "GW-AGAIN")
+    calls = threading.Semaphore(0)
+    assert gateway.connect(lambda client, userdata, flags, rc: calls.release(), timeout=1) is None
+    try:
+        for _ in range(2):
+            with DevServer("127.0.0.1", port, http_port=None) as srv:
+                srv.add_device("gw", token="GW-AGAIN", gateway=True)
+                assert calls.acquire(timeout=15), "the connect callback was not called"
+        assert not calls.acquire(timeout=0.5), "called more often than connected"
+    finally:
+        gateway.disconnect()
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "named"),
     [

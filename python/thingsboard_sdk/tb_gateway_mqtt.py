@@ -118,6 +118,8 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
             ),
         )
         self._connect_called = False
+        self._on_connect: Optional[Callable[..., Any]] = None
+        self._sessions_seen = 0
         # tb-mqtt-client's legacy names override the new ones as there: ``rate_limit`` sets
         # every message limit, ``dp_rate_limit`` both data-point limits.
         rate_limit = kwargs.pop("rate_limit", None)
@@ -178,30 +180,38 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         ``connect()`` before anything was sent, subscribed or requested (they are host extras
         of the constructor here); later they are ignored with a warning. The reconnect delays
         are the ``reconnect_*_delay`` host extras.
-        ``callback(client, userdata, flags, rc)`` is called once connected (rc 0), as there;
-        a callback with a ``tb_client`` parameter gets ``(client, userdata, flags, rc,
-        properties, tb_client=client)``, tb-mqtt-client's second form.
+        ``callback(client, userdata, flags, rc)`` is called once connected (rc 0) and, as
+        there, again after every reconnect (from the callback thread; with
+        ``callback_thread=False`` only here); a callback with a ``tb_client`` parameter gets
+        ``(client, userdata, flags, rc, properties, tb_client=client)``, tb-mqtt-client's
+        second form.
 
         Returns:
             The CONNACK session-present flag, or None if the connection failed.
         """
         self._session_options(tls, ca_certs, cert_file, key_file, keepalive)
         self._connect_called = True
+        self._on_connect = callback
         present = super().connect(timeout=timeout)
+        self._sessions_seen = self._engine.sessions
+        if present is not None:
+            self._connected_callback(present)
         if self._callback_thread:
             # Also after a failed first attempt: the engine goes on trying in the background
             # (reconnect on), and handlers set meanwhile must be served once it is up.
             self.loop_start()
-        if present is not None:
-            if callback is not None:
-                flags = {"session present": present}
-                if "tb_client" in _parameters(callback):
-                    # tb-mqtt-client's second form: properties too, and itself as tb_client.
-                    callback = functools.partial(callback, tb_client=self)
-                    self._call(callback, self, None, flags, 0, None)
-                else:
-                    self._call(callback, self, None, flags, 0)
         return present
+
+    def _connected_callback(self, present: Any) -> None:
+        callback = self._on_connect
+        if callback is None:
+            return
+        flags = {"session present": present}
+        if "tb_client" in _parameters(callback):
+            # tb-mqtt-client's second form: properties too, and itself as tb_client.
+            self._call(functools.partial(callback, tb_client=self), self, None, flags, 0, None)
+        else:
+            self._call(callback, self, None, flags, 0)
 
     def _session_options(
         self,
@@ -291,6 +301,13 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
                 self._loop_stop.wait(0.2)
             except Exception:
                 log.exception("callback thread: unexpected error; going on")
+            # tb-mqtt-client calls the connect callback on every (re)connect (paho's
+            # on_connect); the engine reconnects by itself: its session count tells.
+            sessions = self._engine.sessions
+            if sessions != self._sessions_seen and not self._loop_stop.is_set():
+                self._sessions_seen = sessions
+                # session present: 0, what ThingsBoard answers a clean session (spec 2.7).
+                self._connected_callback(0)
 
     def send_telemetry(  # type: ignore[override]
         self, telemetry: Any, quality_of_service: Optional[int] = None, timeout: Any = None
