@@ -203,6 +203,22 @@ def test_the_connect_callback_runs_again_after_each_reconnect():
         gateway.disconnect()
 
 
+def test_provision_takes_tb_mqtt_clients_arguments(server, caplog):
+    server.add_provision_profile("pk", "ps")
+    creds = TBGatewayMqttClient.provision(
+        "127.0.0.1", "pk", "ps", server.port, device_name="GW New", gateway=True
+    )
+    assert creds is not None and creds["status"] == "SUCCESS"
+    assert creds["credentialsType"] == "ACCESS_TOKEN" and creds["credentialsValue"]
+    assert "GW New" in server.devices()
+    # Failure: None and an ERROR, as tb-mqtt-client (no exception).
+    assert TBGatewayMqttClient.provision("127.0.0.1", "pk", "wrong", server.port) is None
+    assert any(r.levelname == "ERROR" and "provision" in r.getMessage() for r in caplog.records)
+    # TBDeviceMqttClient's own form still works on the gateway class.
+    request = {"provisionDeviceKey": "pk", "provisionDeviceSecret": "ps", "deviceName": "GW 2"}
+    assert TBGatewayMqttClient.provision("127.0.0.1", server.port, request)["status"] == "SUCCESS"
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "named"),
     [

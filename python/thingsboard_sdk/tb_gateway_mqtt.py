@@ -22,6 +22,7 @@ import threading
 from typing import Any, Callable, Iterable, Optional
 
 from . import _engine
+from .exceptions import ProvisionError
 from .tb_device_mqtt import TBDeviceMqttClient, _check_callback
 
 log = logging.getLogger("thingsboard_sdk.gateway")
@@ -354,6 +355,54 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
     def claim(self, secret_key: Optional[str], duration: int = 30000) -> Any:
         """tb-mqtt-client's ``claim()`` for the gateway itself."""
         return self.claim_device(secret_key, duration)
+
+    @staticmethod
+    def provision(  # type: ignore[override]
+        host: str,
+        provision_device_key: Any,
+        provision_device_secret: Any,
+        port: int = 1883,
+        device_name: Optional[str] = None,
+        access_token: Optional[str] = None,
+        client_id: Optional[str] = None,
+        username: Optional[str] = None,
+        password: Optional[str] = None,
+        hash: Optional[str] = None,  # noqa: A002 - tb-mqtt-client's parameter name
+        gateway: Optional[bool] = None,
+        *,
+        timeout: float = 10.0,
+    ) -> Optional[dict]:
+        """tb-mqtt-client's ``provision()`` (the gateway inherits it there).
+
+        ``TBDeviceMqttClient``'s form ``provision(host, port, provision_request)`` (a port and
+        a request dict) is taken too, and then behaves as there (raises ``ProvisionError``).
+
+        Returns:
+            The SUCCESS response (``credentialsType``, ``credentialsValue``, ...), or None
+            when provisioning failed (logged at ERROR), as tb-mqtt-client.
+
+        Raises:
+            TypeError: key or secret missing.
+        """
+        if isinstance(provision_device_secret, dict) and isinstance(provision_device_key, int):
+            port, request = provision_device_key, provision_device_secret
+            return TBDeviceMqttClient.provision(host, port, request, timeout=timeout)
+        request = TBDeviceMqttClient.get_provision_request(
+            provision_device_key,
+            provision_device_secret,
+            device_name,
+            access_token,
+            client_id,
+            username,
+            password,
+            hash,
+            gateway,
+        )
+        try:
+            return TBDeviceMqttClient.provision(host, port, request, timeout=timeout)
+        except ProvisionError as e:
+            log.error("%s", e)  # "provisioning failed: STATUS: errorMsg"
+            return None
 
     def request_service_configuration(self, callback: Callable[..., Any]) -> int:
         """Asks ``getSessionLimits`` and passes the answer to ``callback(id, response, exc)``."""
