@@ -236,6 +236,12 @@ def test_rate_limits_take_tb_mqtt_clients_positions_and_legacy_names(args, kwarg
         TBGatewayMqttClient("127.0.0.1", 1883, "token", None, None, 1, "", *args, **kwargs)
 
 
+def test_requests_wait_20_seconds_as_tb_mqtt_client():
+    assert TBGatewayMqttClient("127.0.0.1", 1883, "token")._request_timeout == 20.0
+    given = TBGatewayMqttClient("127.0.0.1", 1883, "token", request_timeout=3)
+    assert given._request_timeout == 3.0
+
+
 def test_default_placeholders_count_as_not_set():
     gateway = TBGatewayMqttClient(
         "127.0.0.1",

@@ -79,7 +79,8 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         callback_thread: serve callbacks from a background thread started by ``connect()``
             (default True, as tb-mqtt-client); False: callbacks run in ``check_for_msg()`` /
             ``wait_for_msg()`` on the caller's thread.
-        **kwargs: the keyword-only host extras of ``TBDeviceMqttClient``.
+        **kwargs: the keyword-only host extras of ``TBDeviceMqttClient``; ``request_timeout``
+            defaults to 20 s here, tb-mqtt-client's wait for an attribute response.
     """
 
     _GATEWAY = True
@@ -121,6 +122,8 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         self._connect_called = False
         self._on_connect: Optional[Callable[..., Any]] = None
         self._sessions_seen = 0
+        # tb-mqtt-client gives up on an attribute request after 20 s (the device client: 10).
+        kwargs.setdefault("request_timeout", 20.0)
         # tb-mqtt-client's legacy names override the new ones as there: ``rate_limit`` sets
         # every message limit, ``dp_rate_limit`` both data-point limits.
         rate_limit = kwargs.pop("rate_limit", None)
