@@ -257,3 +257,25 @@ def test_default_placeholders_count_as_not_set():
         rate_limit="DEFAULT_RATE_LIMIT",
     )
     assert gateway.stopped is False
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "names"),
+    [
+        (lambda g: g.gw_send_telemetry(123, {"a": 1}), TypeError, "device must be a str"),
+        (lambda g: g.gw_connect_device("S", 5), TypeError, "device_type must be a str"),
+        (lambda g: g.gw_disconnect_device(None), TypeError, "device_name must be a str"),
+        (lambda g: g.gw_send_rpc_reply("S", "abc", 1), TypeError, "req_id must be"),
+        (lambda g: g.gw_request_shared_attributes("S", 5, None), TypeError, "keys must be"),
+        (lambda g: g.gw_request_client_attributes("S", [1], None), TypeError, "every key"),
+        (lambda g: g.gw_claim("S", "k", -1), ValueError, "duration must be whole"),
+        (lambda g: g.gw_claim("S", 5, 1000), TypeError, "secret_key must be a str"),
+        (lambda g: g.gw_subscribe_to_attribute("*", 5, print), TypeError, "attribute must be"),
+    ],
+)
+def test_bad_arguments_name_what_was_wrong(call, error, names):
+    # Before: PyO3's "argument 'duration_ms': ..." or a bare "invalid literal for int()".
+    gateway = TBGatewayMqttClient("127.0.0.1", 1, "token")
+    with pytest.raises(error, match=names):
+        call(gateway)
+    assert gateway._engine.queued == 0

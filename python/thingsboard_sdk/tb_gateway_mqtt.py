@@ -28,6 +28,38 @@ from .tb_device_mqtt import TBDeviceMqttClient, _check_callback
 log = logging.getLogger("thingsboard_sdk.gateway")
 
 
+def _text(name: str, value: Any, *, optional: bool = False) -> Any:
+    """``value`` if it is a str (or None when ``optional``), else a TypeError naming it."""
+    if isinstance(value, str) or (optional and value is None):
+        return value
+    raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r}")
+
+
+def _millis(name: str, value: Any) -> Optional[int]:
+    """A duration in whole milliseconds (an int or a numeric str, as tb-mqtt-client's
+    example), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise ValueError(f"{name} must be whole milliseconds >= 0, got {value!r}")
+    return value
+
+
+def _keys(value: Any) -> list:
+    """Attribute keys: one str or an iterable of str."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        keys = list(value)
+    except TypeError:
+        raise TypeError(f"keys must be a str or a list of str, got {value!r}") from None
+    for key in keys:
+        _text("every key", key)
+    return keys
+
+
 def _parameters(fn: Callable[..., Any]) -> Any:
     """The names ``fn`` takes (none when its signature cannot be read, as for some builtins)."""
     try:
@@ -432,13 +464,15 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         Returns:
             A delivery handle (``wait()``, ``get()``).
         """
+        _text("device_name", device_name)
+        _text("device_type", device_type, optional=True)
         handle = self._gw.connect_device(device_name, device_type or "default", 1)
         self._gw_connected.add(device_name)
         return handle
 
     def gw_disconnect_device(self, device_name: str) -> Any:
         """Disconnects a sub-device; returns a delivery handle."""
-        handle = self._gw.disconnect_device(device_name, 1)
+        handle = self._gw.disconnect_device(_text("device_name", device_name), 1)
         self._gw_connected.discard(device_name)
         return handle
 
@@ -461,7 +495,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         Raises:
             ValueError: ``quality_of_service`` not 0, 1 or None (None: the session's QoS).
         """
-        return self._gw.send_telemetry(device, telemetry, self._qos(quality_of_service))
+        return self._gw.send_telemetry(
+            _text("device", device), telemetry, self._qos(quality_of_service)
+        )
 
     def gw_send_attributes(
         self, device: str, attributes: dict, quality_of_service: Optional[int] = 1
@@ -471,7 +507,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         Raises:
             ValueError: ``quality_of_service`` not 0, 1 or None (None: the session's QoS).
         """
-        return self._gw.send_attributes(device, attributes, self._qos(quality_of_service))
+        return self._gw.send_attributes(
+            _text("device", device), attributes, self._qos(quality_of_service)
+        )
 
     def gw_claim(
         self,
@@ -492,7 +530,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
             TypeError, ValueError: a ``claiming_request`` of the wrong shape; nothing is sent.
         """
         if claiming_request is None:
-            return self._gw.claim(device_name, secret_key, duration, 1)
+            _text("device_name", device_name)
+            _text("secret_key", secret_key, optional=True)
+            return self._gw.claim(device_name, secret_key, _millis("duration", duration), 1)
         if not isinstance(claiming_request, dict) or not claiming_request:
             raise TypeError(
                 "claiming_request must be a non-empty dict {device: {secretKey, durationMs}}, "
@@ -502,15 +542,11 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         for device, claim in claiming_request.items():
             if not isinstance(claim, dict):
                 raise TypeError(f"claiming_request[{device!r}] must be a dict, got {claim!r}")
-            ms = claim.get("durationMs")
-            try:
-                ms = None if ms is None else int(ms)  # tb-mqtt-client's example uses "30000"
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"claiming_request[{device!r}]['durationMs'] must be whole milliseconds, "
-                    f"got {ms!r}"
-                ) from None
-            claims.append((device, claim.get("secretKey"), ms))
+            where = f"claiming_request[{device!r}]"
+            _text("every device of claiming_request", device)
+            key = _text(f"{where}['secretKey']", claim.get("secretKey"), optional=True)
+            ms = _millis(f"{where}['durationMs']", claim.get("durationMs"))
+            claims.append((device, key, ms))
         handle = None
         for device, key, ms in claims:
             handle = self._gw.claim(device, key, ms, 1)
@@ -520,9 +556,8 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
 
     def _gw_request(self, device: str, keys: Any, callback: Any, client: bool) -> RequestId:
         _check_callback("callback", callback)
-        if isinstance(keys, str):
-            keys = [keys]
-        rid = self._gw.request_attributes(device, list(keys), client, self._request_timeout)
+        _text("device_name", device)
+        rid = self._gw.request_attributes(device, _keys(keys), client, self._request_timeout)
         if callback is not None:
             self._gw_attr_callbacks[rid] = callback
         return RequestId(rid)
@@ -548,7 +583,7 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         if device != "*" and device not in self._gw_connected:
             log.error("Device %s is not connected", device)
             return False
-        sid = self._gw.subscribe(device, attribute)
+        sid = self._gw.subscribe(device, _text("attribute", attribute))
         self._gw_subs[sid] = callback
         return sid
 
@@ -584,7 +619,12 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         if qos not in (0, 1):
             log.error("Quality of service (qos) value must be 0 or 1")
             return None
-        return self._gw.send_rpc_reply(device, int(req_id), resp, qos)
+        _text("device", device)
+        try:
+            rid = int(req_id)  # tb-mqtt-client passes the request's id on as it came
+        except (TypeError, ValueError):
+            raise TypeError(f"req_id must be the request's int id, got {req_id!r}") from None
+        return self._gw.send_rpc_reply(device, rid, resp, qos)
 
     # ---- events ------------------------------------------------------------------------------
 
