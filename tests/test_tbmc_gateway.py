@@ -61,3 +61,36 @@ def test_tb_mqtt_client_gateway_against_the_dev_server(version):
     assert replies == [{"ok": True}]
     events = [e for e in server.connection_events("tbmc-gw") if e.kind == "connected"]
     assert events[0].version == ("5" if version == "5" else "3.1.1")
+
+
+FEATURES = Path(__file__).resolve().parent / "peers" / "tbmc_gateway_features.py"
+
+
+@pytest.mark.parametrize("version", ["5", "3"])
+def test_tb_mqtt_client_gateway_features_and_malformed_payload(version):
+    # Timestamped lists, a device named first by telemetry, client/shared requests
+    # (value / values / neither), deletions pushed, claim; then a payload that is not JSON:
+    # PUBACK 0x99 on MQTT 5, connection closed on 3.1.1 (thingsboard-gateway.md A.6, A.12).
+    env = dict(os.environ, PYTHONPATH=str(TBMC))
+    child = subprocess.run(
+        [sys.executable, str(FEATURES), version],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    seen = json.loads(child.stdout.strip().splitlines()[-1])
+    assert seen["answers"] == {
+        "shared": {"id": 1, "device": "S1", "values": {"sp": 20, "mode": "eco"}},
+        "client": {"id": 2, "device": "S1", "value": "X"},
+        "missing": {"id": 3, "device": "S1"},
+    }
+    assert seen["pushes"] == [{"device": "S1", "data": {"deleted": ["mode"]}}]
+    assert seen["s1"] == [[-1000, 2], [0, 3]]
+    assert seen["s2"] == {"c": True}
+    assert seen["claims"] == [["sek", 60000]]
+    if version == "5":
+        assert (seen["malformed_puback"], seen["closed"]) == ([0x99], [])
+    else:
+        assert seen["malformed_puback"] == [] and len(seen["closed"]) == 1
