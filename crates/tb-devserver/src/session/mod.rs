@@ -9,6 +9,8 @@
 //! [`Session::is_closed`], then [`Session::finish`].
 
 mod gateway;
+#[cfg(test)]
+mod ingest_cost;
 mod uplink;
 
 use std::collections::HashMap;
