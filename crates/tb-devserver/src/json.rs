@@ -16,10 +16,71 @@ pub(crate) enum JVal {
     Null,
     Bool(bool),
     /// A number literal, as written.
-    Num(String),
+    Num(NumText),
     Str(String),
     Arr(Vec<JVal>),
     Obj(Vec<(String, JVal)>),
+}
+
+/// The text of a number literal. Design: kept inline up to [`NumText::INLINE`] bytes (every
+/// long, and the doubles devices send), so parsing a number allocates nothing; telemetry is
+/// mostly numbers.
+#[derive(Clone)]
+pub(crate) struct NumText(NumRepr);
+
+#[derive(Clone)]
+enum NumRepr {
+    Inline { len: u8, buf: [u8; NumText::INLINE] },
+    Heap(Box<str>),
+}
+
+impl NumText {
+    /// Longest text kept inline (keeps [`JVal`] at 32 bytes).
+    const INLINE: usize = 22;
+
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.0 {
+            // Only ever filled from a `&str` (`From`), whole, so it is UTF-8.
+            NumRepr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..*len as usize]).unwrap_or("")
+            }
+            NumRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for NumText {
+    fn from(s: &str) -> NumText {
+        if s.len() <= NumText::INLINE {
+            let mut buf = [0u8; NumText::INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            NumText(NumRepr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            NumText(NumRepr::Heap(s.into()))
+        }
+    }
+}
+
+impl std::ops::Deref for NumText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for NumText {
+    fn eq(&self, other: &NumText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for NumText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 impl JVal {
@@ -35,7 +96,8 @@ impl JVal {
     /// element, anything else fails.
     pub(crate) fn as_gson_string(&self) -> Option<String> {
         match self {
-            JVal::Str(s) | JVal::Num(s) => Some(s.clone()),
+            JVal::Str(s) => Some(s.clone()),
+            JVal::Num(s) => Some(s.to_string()),
             JVal::Bool(b) => Some(b.to_string()),
             JVal::Arr(items) if items.len() == 1 => items[0].as_gson_string(),
             _ => None,
@@ -238,11 +300,15 @@ impl Parser<'_> {
     fn string(&mut self, quote: u8) -> Result<String, JsonError> {
         let mut out = String::new();
         loop {
-            let rest = &self.s[self.pos..];
-            let Some(i) = rest.find(|c: char| c as u32 == quote as u32 || c == '\\') else {
+            // Design: a byte scan; the quote and `\\` are ASCII, so they never occur inside
+            // a multi-byte character and `i` is a character boundary.
+            let Some(i) = self.b[self.pos..]
+                .iter()
+                .position(|&c| c == quote || c == b'\\')
+            else {
                 return Err(self.err("Unterminated string"));
             };
-            out.push_str(&rest[..i]);
+            out.push_str(&self.s[self.pos..self.pos + i]);
             self.pos += i;
             let c = self.b[self.pos];
             self.pos += 1;
@@ -300,12 +366,14 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<JVal, JsonError> {
-        let mut members: Vec<(String, JVal)> = Vec::new();
         self.skip_ws()?;
         if self.peek() == Some(b'}') {
             self.pos += 1;
-            return Ok(JVal::Obj(members));
+            return Ok(JVal::Obj(Vec::new()));
         }
+        // Design: room for a typical telemetry object at once (one allocation, not three
+        // growing to ten members).
+        let mut members: Vec<(String, JVal)> = Vec::with_capacity(16);
         loop {
             self.skip_ws()?;
             let name = match self.peek() {
@@ -387,7 +455,7 @@ fn classify_literal(lit: &str) -> JVal {
     } else if keyword(lit, "null") {
         JVal::Null
     } else if is_json_number(lit) {
-        JVal::Num(lit.to_string())
+        JVal::Num(lit.into())
     } else {
         JVal::Str(lit.to_string())
     }
@@ -501,6 +569,21 @@ mod tests {
 
     fn p(s: &str) -> JVal {
         parse_lenient(s).unwrap()
+    }
+
+    #[test]
+    fn numbers_keep_their_text_inline_or_not() {
+        for text in [
+            "0",
+            "-12.5",
+            "1234567890123456789012",
+            "12345678901234567890123",
+            "1e400",
+        ] {
+            assert_eq!(p(text), JVal::Num(text.into()));
+            assert_eq!(p(text).to_json(), text);
+        }
+        assert_eq!(std::mem::size_of::<JVal>(), 32);
     }
 
     #[test]

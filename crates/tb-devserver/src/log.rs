@@ -1,6 +1,7 @@
 //! The human-readable log: lines to the `log` crate (inside the configured scope) and to
 //! every [`LogStream`].
 
+use std::borrow::Cow;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
@@ -15,13 +16,17 @@ pub const LOG_TARGET: &str = "thingsboard_sdk.devserver";
 const LOG_EXCERPT: usize = 200;
 
 /// The first [`LOG_EXCERPT`] characters of a payload, for a log line.
-pub(crate) fn excerpt(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    if text.chars().count() > LOG_EXCERPT {
-        let cut: String = text.chars().take(LOG_EXCERPT).collect();
-        format!("{cut}...")
+pub(crate) fn excerpt(payload: &[u8]) -> Cow<'_, str> {
+    // Design: at most 4 bytes per character, so a payload this short needs no count and, as
+    // UTF-8, no copy (one line per message is logged).
+    let short = payload.len() <= LOG_EXCERPT;
+    let text = String::from_utf8_lossy(&payload[..payload.len().min(4 * LOG_EXCERPT + 4)]);
+    if !short && text.chars().count() > LOG_EXCERPT {
+        let mut cut: String = text.chars().take(LOG_EXCERPT).collect();
+        cut.push_str("...");
+        Cow::Owned(cut)
     } else {
-        text.into_owned()
+        text
     }
 }
 

@@ -1,5 +1,7 @@
 //! ThingsBoard's key/value typing of JSON payloads. spec: thingsboard-mqtt.md, 2.12.
 
+use std::borrow::Cow;
+
 use crate::json::{java_double, parse_lenient, write_json_string, JVal};
 
 /// A stored telemetry or attribute value, typed as ThingsBoard types it.
@@ -86,28 +88,58 @@ pub(crate) fn type_object(
 ) -> Result<Vec<(String, TbValue)>, PayloadError> {
     let mut out = Vec::with_capacity(members.len());
     for (key, value) in members {
-        let typed = match value {
-            JVal::Null => continue,
-            JVal::Bool(b) => TbValue::Bool(*b),
-            JVal::Num(n) => numeric(n, opts.type_cast).map_err(PayloadError::Unchecked)?,
-            JVal::Str(s) => {
-                if opts.max_string_len > 0 && s.chars().count() > opts.max_string_len {
-                    return Err(PayloadError::Validation(format!(
-                        "string value of '{key}' is longer than {}",
-                        opts.max_string_len
-                    )));
-                }
-                if opts.type_cast && is_parsable(s) {
-                    numeric(s, true).unwrap_or_else(|_| TbValue::String(s.clone()))
-                } else {
-                    TbValue::String(s.clone())
-                }
-            }
-            JVal::Arr(_) | JVal::Obj(_) => TbValue::Json(value.to_json()),
-        };
-        out.push((key.clone(), typed));
+        if let Some(typed) = type_value(key, Cow::Borrowed(value), opts)? {
+            out.push((key.clone(), typed));
+        }
     }
     Ok(out)
+}
+
+/// [`type_object`] of members the caller owns: keys and strings are moved, not copied (the
+/// telemetry ingest path, one allocation fewer per key and per string value).
+pub(crate) fn type_object_owned(
+    members: Vec<(String, JVal)>,
+    opts: TypingOptions,
+) -> Result<Vec<(String, TbValue)>, PayloadError> {
+    let mut out = Vec::with_capacity(members.len());
+    for (key, value) in members {
+        if let Some(typed) = type_value(&key, Cow::Owned(value), opts)? {
+            out.push((key, typed));
+        }
+    }
+    Ok(out)
+}
+
+/// One member's value typed; `None` for `null` (dropped).
+fn type_value(
+    key: &str,
+    value: Cow<'_, JVal>,
+    opts: TypingOptions,
+) -> Result<Option<TbValue>, PayloadError> {
+    let typed = match &*value {
+        JVal::Null => return Ok(None),
+        JVal::Bool(b) => TbValue::Bool(*b),
+        JVal::Num(n) => numeric(n, opts.type_cast).map_err(PayloadError::Unchecked)?,
+        JVal::Str(s) => {
+            if opts.max_string_len > 0 && s.chars().count() > opts.max_string_len {
+                return Err(PayloadError::Validation(format!(
+                    "string value of '{key}' is longer than {}",
+                    opts.max_string_len
+                )));
+            }
+            if opts.type_cast && is_parsable(s) {
+                if let Ok(v) = numeric(s, true) {
+                    return Ok(Some(v));
+                }
+            }
+            match value {
+                Cow::Owned(JVal::Str(s)) => TbValue::String(s),
+                _ => TbValue::String(s.clone()),
+            }
+        }
+        JVal::Arr(_) | JVal::Obj(_) => TbValue::Json(value.to_json()),
+    };
+    Ok(Some(typed))
 }
 
 /// commons-lang3 `NumberUtils.isParsable`: optional leading `-`, ASCII digits, at most one
@@ -255,6 +287,9 @@ const MAX_PLAIN_LEN: u64 = 65_536;
 
 /// `JsonConverter.buildNumericKeyValueProto`.
 fn numeric(text: &str, type_cast: bool) -> Result<TbValue, String> {
+    if let Some(v) = plain_numeric(text) {
+        return Ok(v);
+    }
     let bd = Decimal::parse(text).ok_or_else(|| format!("cannot parse number {text}"))?;
     let simple_double = text.contains('.') && !text.contains(['e', 'E']);
     if bd.stripped_scale() <= 0 && !simple_double {
@@ -272,6 +307,26 @@ fn numeric(text: &str, type_cast: bool) -> Result<TbValue, String> {
         plain(&bd, text)
     } else {
         Err("Big integer values are not supported!".into())
+    }
+}
+
+/// [`numeric`] of the shapes devices send nearly always, without [`Decimal`]'s allocations:
+/// `-?[0-9]{1,18}` is a long (18 digits always fit), `-?[0-9]+.[0-9]{1,16}` a double (a `.`
+/// and no exponent, scale at most 16). `None` for anything else (the full rules decide).
+fn plain_numeric(text: &str) -> Option<TbValue> {
+    let b = text.as_bytes();
+    let unsigned = b.strip_prefix(b"-").unwrap_or(b);
+    let digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    match unsigned.iter().position(|&c| c == b'.') {
+        None if unsigned.len() <= 18 && digits(unsigned) => text.parse().ok().map(TbValue::Long),
+        Some(i) if digits(&unsigned[..i]) && unsigned.len() - i - 1 <= 16 => {
+            if digits(&unsigned[i + 1..]) {
+                text.parse().ok().map(TbValue::Double)
+            } else {
+                None
+            }
+        }
+        _ => None,
     }
 }
 
@@ -345,6 +400,77 @@ mod tests {
             panic!("not a string")
         };
         assert_eq!(s.len(), 1001);
+    }
+
+    /// The shortcut for plain numbers types exactly as the full rules do.
+    #[test]
+    fn plain_numbers_shortcut_agrees_with_the_full_rules() {
+        let full = |text: &str| {
+            let bd = Decimal::parse(text).expect("a number");
+            let simple_double = text.contains('.') && !text.contains(['e', 'E']);
+            if bd.stripped_scale() <= 0 && !simple_double {
+                TbValue::Long(bd.long_exact().expect("fits"))
+            } else {
+                TbValue::Double(text.parse().expect("a double"))
+            }
+        };
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "00",
+            "007",
+            "42",
+            "999999999999999999",
+            "-999999999999999999",
+            "0.0",
+            "-0.0",
+            "42.0",
+            "1.5",
+            "-1.50",
+            "0.1234567890123456",
+            "123456789.25",
+            "00.5",
+            "9223372036854775.807",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let int = (x % 10u64.pow((x % 18) as u32 + 1)).to_string();
+            let frac_len = (x >> 20) % 17;
+            let frac = format!(
+                "{:0w$}",
+                (x >> 30) % 10u64.pow(frac_len as u32),
+                w = frac_len as usize
+            );
+            let sign = if x & 1 == 1 { "-" } else { "" };
+            cases.push(format!("{sign}{int}"));
+            if frac_len > 0 {
+                cases.push(format!("{sign}{int}.{frac}"));
+            }
+        }
+        for c in &cases {
+            let fast = plain_numeric(c).unwrap_or_else(|| panic!("{c}: not taken"));
+            assert_eq!(fast, full(c), "{c}");
+        }
+        for other in [
+            "1e3",
+            "+1",
+            "1.",
+            ".5",
+            "1.23456789012345678",
+            "1234567890123456789",
+            "-",
+            "",
+        ] {
+            assert_eq!(plain_numeric(other), None, "{other}");
+        }
     }
 
     #[test]

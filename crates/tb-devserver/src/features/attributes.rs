@@ -11,7 +11,7 @@ use crate::json::{write_json_string, JVal};
 use crate::shared::{Shared, State};
 use crate::store::{now_ms, AttributeScope};
 use crate::topics::ATTRIBUTES_TOPIC;
-use crate::value::{parse_payload, type_object, TbValue, TypingOptions};
+use crate::value::{parse_payload, type_object_owned, TbValue, TypingOptions};
 
 /// Parses a client attribute upload: a JSON object, typed (spec 2.12).
 pub(crate) fn parse_upload(
@@ -19,10 +19,18 @@ pub(crate) fn parse_upload(
     typing: TypingOptions,
 ) -> Result<Vec<(String, TbValue)>, Rejection> {
     let json = parse_payload(payload).map_err(|e| Rejection::payload("attributes JSON", &e))?;
-    let JVal::Obj(members) = &json else {
+    typed_upload(json, typing)
+}
+
+/// [`parse_upload`] of a payload already parsed (a gateway message's value for one device).
+pub(crate) fn typed_upload(
+    json: JVal,
+    typing: TypingOptions,
+) -> Result<Vec<(String, TbValue)>, Rejection> {
+    let JVal::Obj(members) = json else {
         return Err(Rejection::Invalid("attributes (not an object)".into()));
     };
-    type_object(members, typing).map_err(|e| Rejection::payload("attribute value", &e))
+    type_object_owned(members, typing).map_err(|e| Rejection::payload("attribute value", &e))
 }
 
 /// Stores client attributes a device uploaded.

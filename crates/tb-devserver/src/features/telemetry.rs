@@ -6,7 +6,7 @@ use crate::features::Rejection;
 use crate::json::JVal;
 use crate::shared::{Shared, State};
 use crate::store::{now_ms, TelemetryPoint};
-use crate::value::{parse_payload, type_object, TbValue, TypingOptions};
+use crate::value::{parse_payload, type_object_owned, TbValue, TypingOptions};
 
 /// Typed entries of one upload: (ts, key/values), in payload order.
 pub(crate) type Entries = Vec<(i64, Vec<(String, TbValue)>)>;
@@ -19,35 +19,48 @@ pub(crate) fn parse_upload(
     now: i64,
 ) -> Result<Entries, Rejection> {
     let json = parse_payload(payload).map_err(|e| Rejection::payload("telemetry JSON", &e))?;
-    let objects: Vec<&JVal> = match &json {
-        JVal::Obj(_) => vec![&json],
-        JVal::Arr(items) => items.iter().collect(),
+    typed_upload(json, typing, now)
+}
+
+/// [`parse_upload`] of a payload already parsed (a gateway message's value for one device):
+/// its keys and strings are moved into the entries, not copied.
+pub(crate) fn typed_upload(
+    json: JVal,
+    typing: TypingOptions,
+    now: i64,
+) -> Result<Entries, Rejection> {
+    let objects = match json {
+        JVal::Obj(_) => vec![json],
+        JVal::Arr(items) => items,
         _ => {
             return Err(Rejection::Invalid(
                 "telemetry (not an object or array)".into(),
             ))
         }
     };
-    let mut entries = Vec::new();
+    let mut entries = Vec::with_capacity(objects.len());
     for obj in objects {
-        let JVal::Obj(members) = obj else {
+        let JVal::Obj(mut members) = obj else {
             return Err(Rejection::Invalid(
                 "telemetry array element (not an object)".into(),
             ));
         };
-        let result = match (obj.get("ts"), obj.get("values")) {
+        // Object keys are unique (the parser merges repeats), so `position` finds the one.
+        let ts = members.iter().position(|(k, _)| k == "ts");
+        let values = members.iter().position(|(k, _)| k == "values");
+        let result = match (ts, values) {
             (Some(ts), Some(values)) => {
-                let Some(ts) = ts.as_gson_long() else {
+                let Some(ts) = members[ts].1.as_gson_long() else {
                     return Err(Rejection::Unchecked("telemetry ts (not a number)".into()));
                 };
-                let JVal::Obj(vm) = values else {
+                let JVal::Obj(vm) = members.swap_remove(values).1 else {
                     return Err(Rejection::Invalid(
                         "telemetry values (not an object)".into(),
                     ));
                 };
-                type_object(vm, typing).map(|kv| (ts, kv))
+                type_object_owned(vm, typing).map(|kv| (ts, kv))
             }
-            _ => type_object(members, typing).map(|kv| (now, kv)),
+            _ => type_object_owned(members, typing).map(|kv| (now, kv)),
         };
         entries.push(result.map_err(|e| Rejection::payload("telemetry value", &e))?);
     }

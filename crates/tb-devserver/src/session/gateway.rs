@@ -16,6 +16,14 @@ const MESSAGES: usize = 0;
 const TELEMETRY: usize = 1;
 const POINTS: usize = 2;
 
+/// `value` as compact JSON, for a log line (or the claim parser). Design: one allocation
+/// for the sizes a device's part of a message has, not one per doubling.
+fn json_text(value: &JVal) -> String {
+    let mut text = String::with_capacity(256);
+    value.write_json(&mut text);
+    text
+}
+
 fn device_name(v: Option<&JVal>) -> Option<String> {
     match v {
         Some(JVal::Str(s)) if !s.is_empty() => Some(s.clone()),
@@ -27,7 +35,7 @@ impl Session {
     /// A.12: valid JSON of the wrong shape, a missing or ill-typed field, no usable device
     /// entry: PUBACK 0x83 (MQTT 5; a plain PUBACK on 3.x), then the connection is closed.
     fn gw_runtime_error(&mut self, pkid: u16, qos: u8, what: &str) {
-        self.log(format!("bad gateway message ({what}): closing"));
+        self.log(format_args!("bad gateway message ({what}): closing"));
         let code = if self.is_v5() { 0x83 } else { 0 };
         self.puback(pkid, qos, code);
         self.close(&format!("bad gateway message ({what})"), 0x83);
@@ -48,7 +56,7 @@ impl Session {
             None => take(MESSAGES, 1),
         };
         if !ok {
-            self.log(format!(
+            self.log(format_args!(
                 "gateway rate limit exceeded by \"{device}\": closing"
             ));
             if self.is_v5() {
@@ -74,7 +82,9 @@ impl Session {
             .as_mut()
             .map_or(true, |b| b.try_take(1.0, now));
         if !ok {
-            self.log(format!("gateway rate limit: cannot open \"{device}\" now"));
+            self.log(format_args!(
+                "gateway rate limit: cannot open \"{device}\" now"
+            ));
             self.puback(pkid, qos, if self.is_v5() { refused } else { 0 });
             return false;
         }
@@ -83,8 +93,8 @@ impl Session {
             tx: self.tx.clone(),
         };
         match gateway::open(&self.shared, device, &via) {
-            Opened::Created => self.log(format!("sub-device \"{device}\" created")),
-            Opened::Reopened => self.log(format!("sub-device \"{device}\" connected")),
+            Opened::Created => self.log(format_args!("sub-device \"{device}\" created")),
+            Opened::Reopened => self.log(format_args!("sub-device \"{device}\" connected")),
             Opened::Already => {}
         }
         true
@@ -102,7 +112,7 @@ impl Session {
         ];
         if !known.contains(&topic) {
             // A.2: any other gateway topic: PUBACK 0x90, nothing else.
-            self.log(format!(
+            self.log(format_args!(
                 "publish to unsupported gateway topic {topic:?} acknowledged and dropped"
             ));
             return self.puback(pkid, qos, 0x90);
@@ -117,7 +127,7 @@ impl Session {
         };
         match topic {
             GW_CONNECT | GW_DISCONNECT => self.gw_connect(topic, qos, pkid, &json),
-            GW_TELEMETRY | GW_ATTRIBUTES | GW_CLAIM => self.gw_upload(topic, qos, pkid, &json),
+            GW_TELEMETRY | GW_ATTRIBUTES | GW_CLAIM => self.gw_upload(topic, qos, pkid, json),
             GW_ATTR_REQUEST => self.gw_attribute_request(qos, pkid, &json),
             _ => self.gw_rpc_reply(qos, pkid, &json),
         }
@@ -127,7 +137,7 @@ impl Session {
         match r {
             // A.12: a conversion failure is 0x99 on MQTT 5 (kept), a close on 3.x.
             Rejection::Invalid(what) | Rejection::Unchecked(what) => {
-                self.log(format!("invalid {what}"));
+                self.log(format_args!("invalid {what}"));
                 if self.is_v5() && qos > 0 {
                     self.puback(pkid, qos, 0x99);
                 } else {
@@ -144,7 +154,7 @@ impl Session {
         if topic == GW_DISCONNECT {
             // A.5: always PUBACK 0.
             if gateway::close(&self.shared, &device, self.conn_id) {
-                self.log(format!("sub-device \"{device}\" disconnected"));
+                self.log(format_args!("sub-device \"{device}\" disconnected"));
             }
             return self.puback(pkid, qos, 0);
         }
@@ -153,77 +163,82 @@ impl Session {
         }
     }
 
-    fn gw_upload(&mut self, topic: &str, qos: u8, pkid: u16, json: &JVal) {
+    fn gw_upload(&mut self, topic: &str, qos: u8, pkid: u16, json: JVal) {
         let JVal::Obj(members) = json else {
             return self.gw_runtime_error(pkid, qos, "not an object");
         };
         // A.6, A.7, A.10: entries of the wrong kind are skipped; none left is an error.
-        let usable: Vec<&(String, JVal)> = members
-            .iter()
+        let total = members.len();
+        let usable: Vec<(String, JVal)> = members
+            .into_iter()
             .filter(|(_, v)| match topic {
                 GW_TELEMETRY => matches!(v, JVal::Arr(_)),
                 _ => matches!(v, JVal::Obj(_)),
             })
             .collect();
-        if usable.len() < members.len() {
-            self.log(format!(
+        if usable.len() < total {
+            self.log(format_args!(
                 "{} entries of {topic} skipped (wrong kind)",
-                members.len() - usable.len()
+                total - usable.len()
             ));
         }
         if usable.is_empty() {
             return self.gw_runtime_error(pkid, qos, &format!("no usable entry in {topic}"));
         }
         let typing = self.shared.config.typing();
+        // Design: each device's value is typed from the message's parse tree, moved, not
+        // written back to text and parsed again; the text is made for the log line only.
         for (device, value) in usable {
             if device.is_empty() {
                 return self.gw_runtime_error(pkid, qos, "empty device name");
             }
-            if !self.gw_open(pkid, qos, device, 0x80) {
+            if !self.gw_open(pkid, qos, &device, 0x80) {
                 return;
             }
-            let text = value.to_json();
             match topic {
                 GW_TELEMETRY => {
-                    let entries = match telemetry::parse_upload(text.as_bytes(), typing, now_ms()) {
+                    let text = json_text(&value);
+                    let entries = match telemetry::typed_upload(value, typing, now_ms()) {
                         Ok(e) => e,
                         Err(r) => return self.rejected_gw(pkid, qos, r),
                     };
                     let points = telemetry::point_count(&entries);
-                    if !self.gw_rate_ok(pkid, qos, device, Some(points)) {
+                    if !self.gw_rate_ok(pkid, qos, &device, Some(points)) {
                         return;
                     }
-                    telemetry::save(&self.shared, device, entries);
-                    self.log(format!(
+                    telemetry::save(&self.shared, &device, entries);
+                    self.log(format_args!(
                         "gateway telemetry for \"{device}\" ({points} values): {}",
                         excerpt(text.as_bytes())
                     ));
                 }
                 GW_ATTRIBUTES => {
-                    let values = match attributes::parse_upload(text.as_bytes(), typing) {
+                    let text = json_text(&value);
+                    let values = match attributes::typed_upload(value, typing) {
                         Ok(v) => v,
                         Err(r) => return self.rejected_gw(pkid, qos, r),
                     };
-                    if !self.gw_rate_ok(pkid, qos, device, Some(values.len())) {
+                    if !self.gw_rate_ok(pkid, qos, &device, Some(values.len())) {
                         return;
                     }
-                    self.log(format!(
+                    self.log(format_args!(
                         "gateway client attributes for \"{device}\": {}",
                         excerpt(text.as_bytes())
                     ));
-                    attributes::save_client(&self.shared, device, values);
+                    attributes::save_client(&self.shared, &device, values);
                 }
                 _ => {
+                    let text = json_text(&value);
                     let default_ms = self.shared.config.claim_duration_ms;
                     let claim = match claiming::parse(text.as_bytes(), default_ms) {
                         Ok(c) => c,
                         Err(r) => return self.rejected_gw(pkid, qos, r),
                     };
-                    if !self.gw_rate_ok(pkid, qos, device, None) {
+                    if !self.gw_rate_ok(pkid, qos, &device, None) {
                         return;
                     }
-                    self.log(format!("gateway claim for \"{device}\""));
-                    claiming::save(&self.shared, device, claim);
+                    self.log(format_args!("gateway claim for \"{device}\""));
+                    claiming::save(&self.shared, &device, claim);
                 }
             }
         }
@@ -264,7 +279,7 @@ impl Session {
         else {
             return;
         };
-        self.log(format!(
+        self.log(format_args!(
             "gateway attribute request {id} for \"{device}\" -> {response}"
         ));
         self.publish(GW_ATTR_RESPONSE.into(), bytes::Bytes::from(response), None);
@@ -287,12 +302,12 @@ impl Session {
         let text = data.to_json();
         let id = i32::try_from(id).unwrap_or(-1);
         if rpc::handle_reply(&self.shared, &device, id, &text) {
-            self.log(format!(
+            self.log(format_args!(
                 "server RPC {id} reply from sub-device \"{device}\": {}",
                 excerpt(text.as_bytes())
             ));
         } else {
-            self.log(format!(
+            self.log(format_args!(
                 "server RPC {id} reply from \"{device}\" is stale: dropped"
             ));
         }

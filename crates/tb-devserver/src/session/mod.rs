@@ -166,13 +166,13 @@ impl Session {
                 Ok(packet) => self.handle(packet),
                 Err(DecodeError::Incomplete) => break,
                 Err(DecodeError::TooLarge(n)) => {
-                    self.log(format!(
+                    self.log(format_args!(
                         "packet with remaining length {n} exceeds {max} bytes: closing"
                     ));
                     self.close("packet too large", 0x81);
                 }
                 Err(DecodeError::Malformed(m)) => {
-                    self.log(format!("malformed packet ({m}): closing"));
+                    self.log(format_args!("malformed packet ({m}): closing"));
                     if matches!(self.role, Role::PreConnect) {
                         self.reject(&format!("malformed CONNECT: {m}"));
                     } else {
@@ -196,7 +196,7 @@ impl Session {
                 rpc,
             } => self.publish(topic, payload, rpc),
             SessionCmd::Close { reason, code } => {
-                self.log(format!("closed by the server: {reason}"));
+                self.log(format_args!("closed by the server: {reason}"));
                 self.close(&reason, code);
             }
         }
@@ -276,19 +276,29 @@ impl Session {
         if let Some(name) = device {
             self.shared.events.send(Event::Device { name });
         }
-        self.log(format!("disconnected: {reason}"));
+        self.log(format_args!("disconnected: {reason}"));
     }
 
     // ---- internals ----------------------------------------------------------------------
 
-    fn log(&mut self, msg: String) {
-        let who = match &self.role {
-            Role::Device(name) => format!(" \"{name}\""),
-            Role::Provision => " provisioning".to_string(),
-            Role::PreConnect => String::new(),
-        };
-        self.logs
-            .push(format!("[conn {}]{who} {msg}", self.conn_id));
+    /// Collects a log line, `[conn N] "device" msg`. Design: written straight into the one
+    /// `String` the line needs (a line per message is logged, so this is on the ingest path).
+    fn log(&mut self, msg: std::fmt::Arguments<'_>) {
+        use std::fmt::Write as _;
+        let mut line = String::with_capacity(96);
+        let _ = write!(line, "[conn {}]", self.conn_id);
+        match &self.role {
+            Role::Device(name) => {
+                line.push_str(" \"");
+                line.push_str(name);
+                line.push('"');
+            }
+            Role::Provision => line.push_str(" provisioning"),
+            Role::PreConnect => {}
+        }
+        line.push(' ');
+        let _ = line.write_fmt(msg);
+        self.logs.push(line);
     }
 
     fn send(&mut self, packet: Outbound) {
@@ -328,7 +338,8 @@ impl Session {
             reason: reason.to_string(),
         };
         self.shared.update(|st| st.store.push_event(event));
-        self.log(format!("{} rejected without CONNACK: {reason}", self.peer));
+        let peer = self.peer;
+        self.log(format_args!("{peer} rejected without CONNACK: {reason}"));
         self.gone(reason);
     }
 
@@ -410,9 +421,10 @@ impl Session {
                 session_present,
             });
             self.shared.update(|st| st.store.push_event(event));
-            self.log(format!(
+            let peer = self.peer;
+            self.log(format_args!(
                 "{} connected for provisioning (MQTT {})",
-                self.peer,
+                peer,
                 info.version.as_str()
             ));
             return;
@@ -446,9 +458,10 @@ impl Session {
                     self.send(Outbound::Disconnect(wire));
                 }
                 self.shared.update(|st| st.store.push_event(event));
-                self.log(format!(
+                let peer = self.peer;
+                self.log(format_args!(
                     "{} refused: {reason} (CONNACK {wire}, client id {:?})",
-                    self.peer, info.client_id
+                    peer, info.client_id
                 ));
                 self.gone(&reason);
                 return;
@@ -488,9 +501,10 @@ impl Session {
             session_present,
         });
         self.role = Role::Device(name);
-        self.log(format!(
+        let peer = self.peer;
+        self.log(format_args!(
             "{} connected (MQTT {}, client id {:?})",
-            self.peer,
+            peer,
             info.version.as_str(),
             info.client_id
         ));
@@ -586,11 +600,11 @@ impl Session {
                 let granted = qos.min(1);
                 attr |= filter == ATTRIBUTES_TOPIC;
                 rpc_sub |= filter == RPC_SUBSCRIBE_FILTER;
-                self.log(format!("subscribed to {filter} (QoS {granted})"));
+                self.log(format_args!("subscribed to {filter} (QoS {granted})"));
                 self.register_sub(filter, granted);
                 codes.push(Some(granted));
             } else {
-                self.log(format!(
+                self.log(format_args!(
                     "subscription to {filter} refused (unsupported filter)"
                 ));
                 codes.push(None);
@@ -615,7 +629,7 @@ impl Session {
             }
         });
         for (id, payload) in pending {
-            self.log(format!("delivering pending server RPC {id}"));
+            self.log(format_args!("delivering pending server RPC {id}"));
             self.publish(rpc_request_topic(id), Bytes::from(payload), Some(id));
         }
     }

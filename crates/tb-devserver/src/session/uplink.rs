@@ -37,7 +37,7 @@ impl Session {
     /// spec 2.9: a validation failure closes MQTT 3.x sessions without PUBACK (unless the
     /// profile option says to PUBACK), and PUBACKs 0x99 on MQTT 5 (QoS 0: DISCONNECT 0x99).
     fn invalid(&mut self, pkid: u16, qos: u8, what: &str) {
-        self.log(format!("invalid {what}"));
+        self.log(format_args!("invalid {what}"));
         if self.is_v5() {
             if qos == 0 {
                 self.close(&format!("invalid {what}"), 0x99);
@@ -53,7 +53,7 @@ impl Session {
 
     /// spec 2.9: unchecked failures close the session (MQTT 5: DISCONNECT 0x8B first).
     fn unchecked(&mut self, what: &str) {
-        self.log(format!("bad {what}: closing"));
+        self.log(format_args!("bad {what}: closing"));
         self.close(&format!("bad {what}"), 0x8b);
     }
 
@@ -80,7 +80,7 @@ impl Session {
             None => take(0, 1),
         };
         if !ok {
-            self.log("rate limit exceeded: closing".into());
+            self.log(format_args!("rate limit exceeded: closing"));
             self.close("rate limit exceeded", 0x83);
         }
         ok
@@ -104,7 +104,7 @@ impl Session {
                 self.gateway_publish(topic, qos, pkid, &payload);
             } else {
                 // spec 2.9: ignored, no PUBACK, no close.
-                self.log(format!(
+                self.log(format_args!(
                     "ignored {topic} from a device that is not a gateway"
                 ));
             }
@@ -130,7 +130,7 @@ impl Session {
             self.v2_publish(topic, qos, pkid, payload);
         } else {
             // spec 2.9: unknown topic → PUBACK (0x90 on MQTT 5), nothing else.
-            self.log(format!(
+            self.log(format_args!(
                 "publish to unsupported topic {topic:?} acknowledged and dropped"
             ));
             self.puback(pkid, qos, 0x90);
@@ -158,7 +158,7 @@ impl Session {
         } else if let Some(id) = topic.strip_prefix("v2/r/req/") {
             self.client_rpc(id, qos, pkid, &payload, "v2/r/res/", false);
         } else {
-            self.log(format!(
+            self.log(format_args!(
                 "publish to unsupported topic {topic:?} acknowledged and dropped"
             ));
             self.puback(pkid, qos, 0x90);
@@ -173,17 +173,21 @@ impl Session {
         };
         if entries.is_empty() {
             // spec 4: `[]` is never acknowledged.
-            self.log("telemetry [] (no entries): not acknowledged".into());
+            self.log(format_args!("telemetry [] (no entries): not acknowledged"));
             return;
         }
         let points = telemetry::point_count(&entries);
         if !self.rate_ok(Some(points)) {
             return;
         }
-        let name = self.device_name();
-        telemetry::save(&self.shared, &name, entries);
+        if let super::Role::Device(name) = &self.role {
+            telemetry::save(&self.shared, name, entries);
+        }
         self.puback(pkid, qos, 0);
-        self.log(format!("telemetry ({points} values): {}", excerpt(payload)));
+        self.log(format_args!(
+            "telemetry ({points} values): {}",
+            excerpt(payload)
+        ));
     }
 
     fn post_attributes(&mut self, qos: u8, pkid: u16, payload: &[u8]) {
@@ -197,7 +201,7 @@ impl Session {
         let name = self.device_name();
         attributes::save_client(&self.shared, &name, values);
         self.puback(pkid, qos, 0);
-        self.log(format!("client attributes: {}", excerpt(payload)));
+        self.log(format_args!("client attributes: {}", excerpt(payload)));
     }
 
     fn attribute_request(
@@ -221,14 +225,16 @@ impl Session {
         self.puback(pkid, qos, 0);
         if id < 0 {
             // spec 6: negative ids get no response.
-            self.log(format!("attribute request {id}: negative id, no response"));
+            self.log(format_args!(
+                "attribute request {id}: negative id, no response"
+            ));
             return;
         }
         let name = self.device_name();
         let Some(response) = attributes::response(&self.shared, &name, &request) else {
             return;
         };
-        self.log(format!(
+        self.log(format_args!(
             "attribute request {id}: {} -> {response}",
             excerpt(payload)
         ));
@@ -250,9 +256,9 @@ impl Session {
         let text = String::from_utf8_lossy(payload).into_owned();
         let name = self.device_name();
         if rpc::handle_reply(&self.shared, &name, id, &text) {
-            self.log(format!("server RPC {id} reply: {}", excerpt(payload)));
+            self.log(format_args!("server RPC {id} reply: {}", excerpt(payload)));
         } else {
-            self.log(format!(
+            self.log(format_args!(
                 "server RPC {id} reply is stale (unknown, expired or answered): dropped"
             ));
         }
@@ -292,15 +298,15 @@ impl Session {
                 limits_json(&mut out, &cfg.gateway_rate_limits);
             }
             out.push('}');
-            self.log(format!("client RPC {id} getSessionLimits -> {out}"));
+            self.log(format_args!("client RPC {id} getSessionLimits -> {out}"));
             self.publish(topic, Bytes::from(out), None);
             return;
         }
         let name = self.device_name();
         let scripted = rpc::record_client(&self.shared, &name, id, &method, &params);
-        self.log(format!("client RPC {id} {method}({params})"));
+        self.log(format_args!("client RPC {id} {method}({params})"));
         if let Some(reply) = scripted {
-            self.log(format!(
+            self.log(format_args!(
                 "client RPC {id} reply: {}",
                 excerpt(reply.as_bytes())
             ));
@@ -330,7 +336,7 @@ impl Session {
         if !self.rate_ok(None) {
             return;
         }
-        self.log(format!(
+        self.log(format_args!(
             "claim request (secret key {:?}, {} ms)",
             claim.secret_key, claim.duration_ms
         ));
@@ -353,7 +359,7 @@ impl Session {
             ok.then(|| (r, &tail[..digits]))
         });
         let Some((req_id, index)) = parsed else {
-            self.log(format!(
+            self.log(format_args!(
                 "unsupported firmware topic v2/{kind}/request/{rest}"
             ));
             return self.puback(pkid, qos, 0x90);
@@ -377,7 +383,9 @@ impl Session {
             self.fw_sizes.get(req_id).copied().unwrap_or(0)
         };
         let error = |s: &mut Self, code: &str| {
-            s.log(format!("{kind} chunk request {req_id}/{index}: {code}"));
+            s.log(format_args!(
+                "{kind} chunk request {req_id}/{index}: {code}"
+            ));
             s.publish(FW_ERROR_TOPIC.into(), Bytes::from(code.to_string()), None);
             s.close(code, 0x83);
         };
@@ -401,13 +409,13 @@ impl Session {
         };
         self.puback(pkid, qos, 0);
         let Some(chunk) = firmware::chunk(&image, size, index) else {
-            self.log(format!(
+            self.log(format_args!(
                 "{kind} chunk {index} of request {req_id} (size {size}): offset wraps \
                  negative; nothing sent, as ThingsBoard"
             ));
             return;
         };
-        self.log(format!(
+        self.log(format_args!(
             "{kind} chunk {index} of request {req_id}: {} bytes",
             chunk.len()
         ));
@@ -423,7 +431,7 @@ impl Session {
     pub(super) fn provision_publish(&mut self, topic: &str, qos: u8, pkid: u16, payload: &[u8]) {
         if topic != PROVISION_REQUEST_TOPIC {
             // spec 10.1: PUBACK (0x90) then close.
-            self.log(format!(
+            self.log(format_args!(
                 "publish to {topic:?} in a provisioning session: closing"
             ));
             self.puback(pkid, qos, 0x90);
@@ -444,14 +452,14 @@ impl Session {
             Ok(r) => r,
             Err(why) => {
                 // spec 10.2: PUBACK (0x83) and close, no response.
-                self.log(format!("bad provision request ({why}): closing"));
+                self.log(format_args!("bad provision request ({why}): closing"));
                 self.puback(pkid, qos, 0x83);
                 return self.gone(&why);
             }
         };
         self.puback(pkid, qos, 0);
         let (response, record) = provisioning::handle(&self.shared, &request);
-        self.log(format!(
+        self.log(format_args!(
             "provision request for {:?} (key {:?}): {}{}",
             request.device_name,
             request.key,

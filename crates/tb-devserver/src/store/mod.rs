@@ -400,12 +400,18 @@ impl Store {
         };
         let cap = cap.max(1);
         for point in &points {
-            if dev
-                .latest
-                .get(&point.key)
-                .map_or(true, |p| p.ts <= point.ts)
-            {
-                dev.latest.insert(point.key.clone(), point.clone());
+            // Design: updated in place; only a key seen for the first time is copied (this
+            // runs for every point a device sends).
+            match dev.latest.get_mut(&point.key) {
+                Some(latest) => {
+                    if latest.ts <= point.ts {
+                        latest.ts = point.ts;
+                        latest.value.clone_from(&point.value);
+                    }
+                }
+                None => {
+                    dev.latest.insert(point.key.clone(), point.clone());
+                }
             }
         }
         if self.journal.is_some() {
