@@ -34,34 +34,45 @@ struct Entry<'a> {
     values: &'a Map<String, Value>,
 }
 
+/// The key/values of one entry and whether it is timestamped (`{"ts", "values"}`).
+fn entry_values<'a>(shape: Shape<'_>, m: &'a Map<String, Value>) -> (&'a Map<String, Value>, bool) {
+    match (shape, m.get("ts"), m.get("values")) {
+        (Shape::Telemetry | Shape::GatewayTelemetry(_), Some(_), Some(Value::Object(values))) => {
+            (values, true)
+        }
+        _ => (m, false),
+    }
+}
+
+/// Calls `f` with the key/values of every entry, in order (what [`entries`] lists, without
+/// building the list: the hot path of a message that fits needs no more).
+fn each_entry<'a>(shape: Shape<'_>, data: &'a Value, mut f: impl FnMut(&'a Map<String, Value>)) {
+    match data {
+        Value::Array(items) => {
+            for m in items.iter().filter_map(Value::as_object) {
+                f(entry_values(shape, m).0);
+            }
+        }
+        Value::Object(m) => f(entry_values(shape, m).0),
+        _ => {}
+    }
+}
+
 fn entries<'a>(shape: Shape<'_>, data: &'a Value) -> Vec<Entry<'a>> {
     let one = |v: &'a Value| -> Option<Entry<'a>> {
         let m = v.as_object()?;
-        match (shape, m.get("ts"), m.get("values")) {
-            (
-                Shape::Telemetry | Shape::GatewayTelemetry(_),
-                Some(_),
-                Some(Value::Object(values)),
-            ) => Some(Entry {
+        Some(match entry_values(shape, m) {
+            (values, true) => Entry {
                 head: Some(m.iter().filter(|(k, _)| *k != "values").collect()),
                 values,
-            }),
-            _ => Some(Entry {
-                head: None,
-                values: m,
-            }),
-        }
+            },
+            (values, false) => Entry { head: None, values },
+        })
     };
     match data {
         Value::Array(items) => items.iter().filter_map(one).collect(),
         other => one(other).into_iter().collect(),
     }
-}
-
-/// The data points of an upload: keys, summed over its entries (A.11).
-pub(crate) fn data_points(shape: Shape<'_>, data: &Value) -> u32 {
-    let n: usize = entries(shape, data).iter().map(|e| e.values.len()).sum();
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn enc_str(k: &str) -> Vec<u8> {
@@ -141,28 +152,37 @@ pub(crate) fn split(
         ))
     };
     // A string longer than the budget cannot fit however it is cut: say so before encoding
-    // megabytes twice.
-    for e in entries(shape, data) {
-        for (k, v) in e.values {
+    // megabytes twice. The same pass counts the data points (A.11: keys over all entries).
+    let mut points = 0usize;
+    let mut too_long = None;
+    each_entry(shape, data, |values| {
+        points += values.len();
+        for (k, v) in values {
             if let Value::String(text) = v {
-                if text.len() + 2 > budget {
-                    return Err(too_big(k, text.len() + 2));
+                if text.len() + 2 > budget && too_long.is_none() {
+                    too_long = Some((k, text.len() + 2));
                 }
             }
         }
+    });
+    if let Some((k, len)) = too_long {
+        return Err(too_big(k, len));
     }
-    let (pre, post) = wrapper(shape);
+    let points = u32::try_from(points).unwrap_or(u32::MAX);
     let whole = match shape {
         Shape::Telemetry | Shape::Attributes => encode(data),
         Shape::GatewayTelemetry(d) | Shape::GatewayAttributes(d) => {
-            let mut w = alloc::vec![b'{'];
-            w.extend(enc_str(d));
+            let body = encode(data);
+            let name = serde_json::to_vec(d).unwrap_or_default();
+            let mut w = Vec::with_capacity(body.len() + name.len() + 5);
+            w.push(b'{');
+            w.extend_from_slice(&name);
             w.push(b':');
             let list = matches!(shape, Shape::GatewayTelemetry(_)) && !data.is_array();
             if list {
                 w.push(b'[');
             }
-            w.extend(encode(data));
+            w.extend_from_slice(&body);
             if list {
                 w.push(b']');
             }
@@ -170,10 +190,10 @@ pub(crate) fn split(
             w
         }
     };
-    let points = data_points(shape, data);
     if whole.len() <= budget && points <= max_points {
         return Ok(alloc::vec![(whole, points)]);
     }
+    let (pre, post) = wrapper(shape);
     let one_entry_per_part = matches!(shape, Shape::Attributes | Shape::GatewayAttributes(_));
     let base = pre.len() + post.len();
     let mut out = Vec::new();
