@@ -105,7 +105,9 @@ impl Walk {
         }
         if let Ok(d) = obj.downcast::<PyDict>() {
             self.enter(obj)?;
-            let mut m = Map::new();
+            // Sized at once: growing a preserve-order map rehashes and copies (a 10-key dict
+            // grew four times).
+            let mut m = Map::with_capacity(d.len());
             for (k, v) in d.iter() {
                 let key = match k.downcast::<PyString>() {
                     Ok(s) => s.to_cow().map_err(|_| {

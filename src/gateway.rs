@@ -73,6 +73,56 @@ pub struct Gateway {
     shared: Arc<Shared>,
 }
 
+/// An upload's `quality_of_service` as tb-mqtt-client takes it: 0 or 1, or None for the
+/// session's QoS. Anything else is a ValueError naming the value, checked with the data.
+pub enum QosArg {
+    Session,
+    Given(QoS),
+    Bad(String),
+}
+
+impl<'py> FromPyObject<'py> for QosArg {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if ob.is_none() {
+            return Ok(QosArg::Session);
+        }
+        if ob.downcast::<pyo3::types::PyInt>().is_ok() {
+            if let Ok(Ok(q)) = ob.extract::<i64>().map(QoS::from_int) {
+                return Ok(QosArg::Given(q));
+            }
+        }
+        Ok(QosArg::Bad(
+            ob.repr().map_or_else(|_| "?".into(), |r| r.to_string()),
+        ))
+    }
+}
+
+/// A sub-device name: a str, else a TypeError naming the argument (as the Python methods do).
+fn device_arg<'a>(ob: &'a Bound<'_, PyAny>) -> PyResult<std::borrow::Cow<'a, str>> {
+    match ob.downcast::<pyo3::types::PyString>() {
+        Ok(s) => Ok(s.to_cow()?),
+        Err(_) => Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "device must be a str, got {} {}",
+            ob.get_type()
+                .name()
+                .map_or_else(|_| "object".into(), |n| n.to_string()),
+            ob.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+        ))),
+    }
+}
+
+impl QosArg {
+    fn resolve(self, shared: &Shared) -> PyResult<QoS> {
+        match self {
+            QosArg::Session => Ok(shared.state.lock().core.config().qos),
+            QosArg::Given(q) => Ok(q),
+            QosArg::Bad(repr) => Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "quality_of_service must be 0 or 1, got {repr}"
+            ))),
+        }
+    }
+}
+
 fn qos(n: i64) -> PyResult<QoS> {
     QoS::from_int(n).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
 }
@@ -112,18 +162,38 @@ impl Gateway {
         self.command(|d| d.gw_disconnect_device(device, q))
     }
 
-    #[pyo3(signature = (device, data, qos=1))]
-    fn send_telemetry(&self, device: &str, data: &Bound<'_, PyAny>, qos: i64) -> PyResult<Handle> {
-        let q = self::qos(qos)?;
-        let v = convert::to_payload(data, "telemetry", true)?;
-        self.command(|d| d.gw_send_telemetry(device, &v, q))
+    // Design: tb-mqtt-client's parameter names, so that TBGatewayMqttClient can hand these
+    // out as its gw_send_* methods with no Python frame in between (the hot path).
+    #[pyo3(
+        signature = (device, telemetry, quality_of_service=QosArg::Given(QoS::AtLeastOnce)),
+        text_signature = "(self, device, telemetry, quality_of_service=1)"
+    )]
+    fn send_telemetry(
+        &self,
+        device: &Bound<'_, PyAny>,
+        telemetry: &Bound<'_, PyAny>,
+        quality_of_service: QosArg,
+    ) -> PyResult<Handle> {
+        let device = device_arg(device)?;
+        let q = quality_of_service.resolve(&self.shared)?;
+        let v = convert::to_payload(telemetry, "telemetry", true)?;
+        self.command(|d| d.gw_send_telemetry(&device, &v, q))
     }
 
-    #[pyo3(signature = (device, data, qos=1))]
-    fn send_attributes(&self, device: &str, data: &Bound<'_, PyAny>, qos: i64) -> PyResult<Handle> {
-        let q = self::qos(qos)?;
-        let v = convert::to_payload(data, "attributes", false)?;
-        self.command(|d| d.gw_send_attributes(device, &v, q))
+    #[pyo3(
+        signature = (device, attributes, quality_of_service=QosArg::Given(QoS::AtLeastOnce)),
+        text_signature = "(self, device, attributes, quality_of_service=1)"
+    )]
+    fn send_attributes(
+        &self,
+        device: &Bound<'_, PyAny>,
+        attributes: &Bound<'_, PyAny>,
+        quality_of_service: QosArg,
+    ) -> PyResult<Handle> {
+        let device = device_arg(device)?;
+        let q = quality_of_service.resolve(&self.shared)?;
+        let v = convert::to_payload(attributes, "attributes", false)?;
+        self.command(|d| d.gw_send_attributes(&device, &v, q))
     }
 
     fn request_attributes(

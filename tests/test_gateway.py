@@ -121,3 +121,25 @@ def test_gateway_callback_that_cannot_be_called_is_refused_at_once(gw, tb_peer, 
     with pytest.raises(TypeError, match="callable"):
         call(gw)
     assert tb_peer.barrier(gw)[mark:] == []
+
+
+def test_a_subclass_overriding_an_upload_method_is_called():
+    calls = []
+
+    class Mine(TBGatewayMqttClient):
+        def gw_send_telemetry(self, device, telemetry, quality_of_service=1):
+            calls.append(device)
+            return super().gw_send_telemetry(device, telemetry, quality_of_service)
+
+    gw = Mine("127.0.0.1", 1, username="t", callback_thread=False, reconnect=False)
+    plain = TBGatewayMqttClient("127.0.0.1", 1, username="t", callback_thread=False)
+    try:
+        gw.gw_send_telemetry("A", {"x": 1})
+        assert calls == ["A"]
+        # The plain class serves uploads straight from the engine, with the same arguments.
+        assert plain.gw_send_telemetry("A", {"x": 1}, quality_of_service=None).mid() == 1
+        with pytest.raises(ValueError, match="quality_of_service must be 0 or 1, got 2"):
+            plain.gw_send_attributes("A", {"x": 1}, 2)
+    finally:
+        gw.disconnect()
+        plain.disconnect()
