@@ -6,6 +6,11 @@ Each payload is decoded with ``json.loads`` and every datapoint is counted: a ``
 sender gives every entry its own ``ts``), so a repeated entry is a duplicate, not a datapoint.
 ``--datapoints`` is how many the sender sends; ``lost`` is what never arrived.
 
+``--gateway`` subscribes to ``v1/gateway/telemetry`` and counts distinct ``(device, key, value)``
+data points over every device of every payload (``{"A": [entry, ...], "B": [...]}``, several
+devices per message when a client merges them): ``benches/gateway.py``'s senders give every
+data point its own value.
+
 ``--per-key`` counts distinct ``(ts, key)`` pairs instead, what ThingsBoard stores (a later value
 for the same key and ``ts`` overwrites the earlier one): for clients that split one entry over
 several messages or merge several calls into one entry (tb-mqtt-client 2.0 does both). An object
@@ -82,6 +87,28 @@ class PerKey:
         return new, dups
 
 
+class GatewayCount:
+    """Distinct ``(device, key, value)`` data points over gateway telemetry payloads."""
+
+    def __init__(self) -> None:
+        self.seen: set = set()
+        self.devices: set = set()
+
+    def count(self, payload: bytes) -> tuple[int, int]:
+        """(new datapoints, entries that repeated a datapoint already counted) in one payload."""
+        new = dups = 0
+        for device, entries in json.loads(payload).items():
+            self.devices.add(device)
+            for e in entries:
+                values = e["values"] if "ts" in e and isinstance(e.get("values"), dict) else e
+                before = len(self.seen)
+                self.seen.update((device, k, repr(v)) for k, v in values.items())
+                fresh = len(self.seen) - before
+                new += fresh
+                dups += fresh < len(values)
+        return new, dups
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
@@ -90,11 +117,13 @@ def main() -> None:
     p.add_argument("--idle", type=float, default=3.0)
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--per-key", action="store_true", help="count distinct (ts, key) pairs")
+    p.add_argument("--gateway", action="store_true", help="count gateway telemetry")
     args = p.parse_args()
-    per_key = PerKey() if args.per_key else None
+    per_key = PerKey() if args.per_key else GatewayCount() if args.gateway else None
+    topic = "v1/gateway/telemetry" if args.gateway else TOPIC
 
     sock = _mqtt.connect(args.host, args.port, f"bench-dp-{os.getpid()}")
-    sock.sendall(_mqtt.encode_subscribe(1, TOPIC.encode(), qos=1))
+    sock.sendall(_mqtt.encode_subscribe(1, topic.encode(), qos=1))
     seen: set = set()
     datapoints = messages = duplicates = unparsed = 0
     buf = bytearray()
@@ -172,8 +201,10 @@ def main() -> None:
         "last_new_at": last_new_at,
         "cpu_s": ru.ru_utime + ru.ru_stime,
     }
-    if per_key:
+    if isinstance(per_key, PerKey):
         out["calls_arrived"] = len(per_key.calls)
+    if isinstance(per_key, GatewayCount):
+        out["devices"] = len(per_key.devices)
     sys.stdout.write("RESULT " + json.dumps(out) + "\n")
     sys.stdout.flush()
 

@@ -1,5 +1,9 @@
 """Gateway worker (ours): DEVICES sub-devices, each sends ROUNDS telemetry messages of KEYS
 keys at QoS 1 through one TBGatewayMqttClient; prints RESULT {json}. Run by benches/gateway.py.
+
+The client is built as a user builds it, with every default:
+``TBGatewayMqttClient(host, port, username=token)`` (callback thread on, ``getSessionLimits``
+asked, the default in-flight window and queue bound), as gateway_tb.py builds tb-mqtt-client's.
 """
 
 import json
@@ -11,9 +15,7 @@ from thingsboard_sdk.tb_gateway_mqtt import TBGatewayMqttClient
 
 host, port, token, devices, rounds, keys = sys.argv[1:7]
 port, devices, rounds, keys = int(port), int(devices), int(rounds), int(keys)
-gw = TBGatewayMqttClient(
-    host, port, username=token, callback_thread=False, session_limits=False, max_inflight=256
-)
+gw = TBGatewayMqttClient(host, port, username=token)
 assert gw.connect(timeout=30) is not None, gw.last_error
 names = [f"bench-sub-{i:05d}" for i in range(devices)]
 for n in names:
