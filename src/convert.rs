@@ -18,9 +18,16 @@ const MAX_DEPTH: usize = 100;
 struct Walk {
     /// What is being converted, for messages: "telemetry", "attributes", ...
     what: &'static str,
-    /// Addresses of the containers currently being walked, to detect cycles.
-    stack: Vec<usize>,
+    /// Addresses of the containers currently being walked, to detect cycles: the first
+    /// [`INLINE`] in place (no allocation for the usual one or two levels), deeper ones in
+    /// `deeper`.
+    inline: [usize; INLINE],
+    depth: usize,
+    deeper: Vec<usize>,
 }
+
+/// Container levels tracked without allocating.
+const INLINE: usize = 4;
 
 fn repr_short(obj: &Bound<'_, PyAny>) -> String {
     let r = obj
@@ -45,20 +52,32 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 impl Walk {
     fn enter(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
         let addr = obj.as_ptr() as usize;
-        if self.stack.contains(&addr) {
+        let open = &self.inline[..self.depth.min(INLINE)];
+        if open.contains(&addr) || self.deeper.contains(&addr) {
             return Err(PyValueError::new_err(format!(
                 "{} contains a circular reference: a container includes itself",
                 self.what
             )));
         }
-        if self.stack.len() >= MAX_DEPTH {
+        if self.depth >= MAX_DEPTH {
             return Err(PyValueError::new_err(format!(
                 "{} is nested more than {MAX_DEPTH} levels deep",
                 self.what
             )));
         }
-        self.stack.push(addr);
+        match self.inline.get_mut(self.depth) {
+            Some(slot) => *slot = addr,
+            None => self.deeper.push(addr),
+        }
+        self.depth += 1;
         Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+        if self.depth >= INLINE {
+            self.deeper.pop();
+        }
     }
 
     fn value(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<Value> {
@@ -129,7 +148,7 @@ impl Walk {
                 let val = self.value(&v)?;
                 m.insert(key.into_owned(), val);
             }
-            self.stack.pop();
+            self.leave();
             return Ok(Value::Object(m));
         }
         if obj.downcast::<PyList>().is_ok() || obj.downcast::<PyTuple>().is_ok() {
@@ -138,7 +157,7 @@ impl Walk {
             for item in obj.try_iter()? {
                 items.push(self.value(&item?)?);
             }
-            self.stack.pop();
+            self.leave();
             return Ok(Value::Array(items));
         }
         if obj.downcast::<PySet>().is_ok() || obj.downcast::<PyFrozenSet>().is_ok() {
@@ -168,7 +187,9 @@ impl Walk {
 pub fn to_value(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<Value> {
     Walk {
         what,
-        stack: Vec::new(),
+        inline: [0; INLINE],
+        depth: 0,
+        deeper: Vec::new(),
     }
     .value(obj)
 }

@@ -36,12 +36,12 @@ struct Entry<'a> {
 
 /// The key/values of one entry and whether it is timestamped (`{"ts", "values"}`).
 fn entry_values<'a>(shape: Shape<'_>, m: &'a Map<String, Value>) -> (&'a Map<String, Value>, bool) {
-    match (shape, m.get("ts"), m.get("values")) {
-        (Shape::Telemetry | Shape::GatewayTelemetry(_), Some(_), Some(Value::Object(values))) => {
-            (values, true)
+    if matches!(shape, Shape::Telemetry | Shape::GatewayTelemetry(_)) && m.contains_key("ts") {
+        if let Some(Value::Object(values)) = m.get("values") {
+            return (values, true);
         }
-        _ => (m, false),
     }
+    (m, false)
 }
 
 /// Calls `f` with the key/values of every entry, in order (what [`entries`] lists, without
