@@ -423,6 +423,21 @@ impl Shared {
         st.acked = done;
     }
 
+    /// The other way a message is finished: the server refused it (tb-core took it out of
+    /// its queue, see `tb_core::refusal`). Its handle fails, the durable queue forgets it, and
+    /// whoever waits for it wakes. Returns the ERROR line to log once the lock is released.
+    pub fn refuse(&self, st: &mut State, r: &tb_core::Refused) -> String {
+        if self.settings.durable.is_some() {
+            st.durable_acks.push(r.id);
+            self.flush_acks(st);
+        }
+        if st.aio.on_delivered(r.id, &st.core) {
+            st.report_to_hub();
+        }
+        self.cond.notify_all();
+        refusal_text(r)
+    }
+
     /// The one place that announces events queued for Python (tb-core events, firmware
     /// notes): wakes threads waiting for events and lists the client in its hub.
     pub fn notify_events(&self, st: &mut State) {
@@ -486,6 +501,17 @@ impl Shared {
         st.wake_io();
         true
     }
+}
+
+/// Why message `r` failed, for the log and its handle's exception.
+pub fn refusal_text(r: &tb_core::Refused) -> String {
+    format!(
+        "the server refused the message on {} ({} bytes): it closed the connection {} times \
+         right after receiving it, before acknowledging anything (probably a maxPayloadSize \
+         smaller than the message: use session_limits=True or max_payload_size=...); the \
+         message was given up, the rest of the queue goes on",
+        r.topic, r.size, r.closes
+    )
 }
 
 /// Waits on the condition variable until `done` holds or `deadline` passes, in slices of at

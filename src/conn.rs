@@ -239,7 +239,12 @@ pub async fn run(shared: Arc<Shared>, gen: u64, sig: Arc<Signals>, first_timeout
                 refused,
             } => (reason, timed_out, refused),
         };
-        let (retry, first_failure) = on_error(&shared, gen, reason.clone(), was_up, refused);
+        let peer_closed = was_up && !timed_out && !refused;
+        let (retry, first_failure, gave_up) =
+            on_error(&shared, gen, reason.clone(), was_up, refused, peer_closed);
+        if let Some(msg) = gave_up {
+            log::error!(target: LOG, "{msg}");
+        }
         if !retry {
             return;
         }
@@ -271,20 +276,29 @@ pub async fn run(shared: Arc<Shared>, gen: u64, sig: Arc<Signals>, first_timeout
     }
 }
 
-/// The link failed: the device keeps what is unacknowledged. Returns whether to try again
-/// and whether this is the first failure since the link was last up (worth a log line).
+/// The link failed: the device keeps what is unacknowledged, but for a message the server
+/// keeps closing the connection on (`peer_closed`: the server ended a live session; see
+/// `tb_core::refusal`). Returns whether to try again, whether this is the first failure since
+/// the link was last up (worth a log line), and the ERROR line for a message given up.
 fn on_error(
     shared: &Shared,
     gen: u64,
     reason: String,
     was_up: bool,
     refused: bool,
-) -> (bool, bool) {
+    peer_closed: bool,
+) -> (bool, bool, Option<String>) {
     let mut st = shared.state.lock();
     if st.gen != gen {
-        return (false, false);
+        return (false, false, None);
     }
-    st.core.handle_disconnected();
+    let gave_up = if peer_closed && !st.closing {
+        let r = st.core.handle_closed_by_peer();
+        r.map(|r| shared.refuse(&mut st, &r))
+    } else {
+        st.core.handle_disconnected();
+        None
+    };
     st.session.reset();
     st.last_error = Some(reason);
     let first_failure = was_up || st.link == Link::Connecting;
@@ -306,7 +320,7 @@ fn on_error(
         st.signals = None;
     }
     shared.cond.notify_all();
-    (retry, first_failure && retry)
+    (retry, first_failure && retry, gave_up)
 }
 
 async fn attempt_once(

@@ -4,6 +4,7 @@ use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 pyo3::import_exception!(thingsboard_sdk.exceptions, QueueFullError);
+pyo3::import_exception!(thingsboard_sdk.exceptions, MessageRefusedError);
 
 /// Everything the binding can fail with.
 #[derive(Debug, thiserror::Error)]

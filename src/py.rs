@@ -10,7 +10,7 @@ use tb_core::{Config, Device, Event, MessageId, Mode, ProvisionOutcome, QoS, Req
 
 use crate::client::{self, Link, Settings, Shared, Want};
 use crate::convert;
-use crate::errors::SdkError;
+use crate::errors::{MessageRefusedError, SdkError};
 use crate::firmware;
 use crate::runtime;
 use crate::tls;
@@ -105,13 +105,22 @@ impl Handle {
     ///
     /// Returns:
     ///     True once delivered, False if the timeout ran out first.
+    ///
+    /// Raises:
+    ///     MessageRefusedError: the server refused the message (it closed the connection on
+    ///         it again and again, e.g. a message bigger than its maxPayloadSize); the client
+    ///         gave it up and went on with the rest of its queue.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let id = self.id;
         let dl = deadline(timeout, "timeout")?;
-        block_until(py, &self.shared, Want::Message(id), dl, move |st| {
+        let finished = block_until(py, &self.shared, Want::Message(id), dl, move |st| {
             !st.core.is_pending(id)
-        })
+        })?;
+        match self.error() {
+            Some(why) if finished => Err(MessageRefusedError::new_err(why)),
+            _ => Ok(finished),
+        }
     }
 
     /// tb-mqtt-client's `TBPublishInfo.get()`: waits up to `timeout` seconds for the
@@ -121,10 +130,16 @@ impl Handle {
     ///     timeout: seconds to wait at most (None: as long as it takes).
     ///
     /// Returns:
-    ///     0 (`TB_ERR_SUCCESS`) once delivered, -1 (`TB_ERR_AGAIN`) if not yet.
+    ///     0 (`TB_ERR_SUCCESS`) once delivered, -1 (`TB_ERR_AGAIN`) if not yet, 9
+    ///     (`TB_ERR_PAYLOAD_SIZE`) if the server refused it (see `wait`; `error` says why).
     #[pyo3(signature = (timeout=1.0))]
     fn get(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<i32> {
-        Ok(if self.wait(py, timeout)? { 0 } else { -1 })
+        match self.wait(py, timeout) {
+            Ok(true) => Ok(0),
+            Ok(false) => Ok(-1),
+            Err(e) if e.is_instance_of::<MessageRefusedError>(py) => Ok(TB_ERR_PAYLOAD_SIZE),
+            Err(e) => Err(e),
+        }
     }
 
     /// tb-mqtt-client's `TBPublishInfo.rc()`: the result of queueing the message, at once.
@@ -150,13 +165,31 @@ impl Handle {
     /// Whether the message was delivered already.
     #[getter]
     fn done(&self) -> bool {
-        !self.shared.state.lock().core.is_pending(self.id)
+        let st = self.shared.state.lock();
+        !st.core.is_pending(self.id) && st.core.refused(self.id).is_none()
+    }
+
+    /// Why the message will never be delivered (the server refused it), or None.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        let st = self.shared.state.lock();
+        st.core.refused(self.id).map(client::refusal_text)
     }
 
     fn __repr__(&self) -> String {
-        format!("<MessageHandle {} done={}>", self.id.0, self.done())
+        let state = if self.error().is_some() {
+            "refused"
+        } else if self.done() {
+            "True"
+        } else {
+            "False"
+        };
+        format!("<MessageHandle {} done={state}>", self.id.0)
     }
 }
+
+/// tb-mqtt-client's `TBPublishInfo.TB_ERR_PAYLOAD_SIZE`.
+const TB_ERR_PAYLOAD_SIZE: i32 = 9;
 
 impl Client {
     fn command<F>(&self, f: F) -> Result<MessageId, SdkError>

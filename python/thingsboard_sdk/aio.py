@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tu
 
 from . import _engine
 from ._aio_loop import Callbacks, Stream, _LoopWaker, wait_future, waker_for
-from .exceptions import ProvisionError, QueueFullError
+from .exceptions import MessageRefusedError, ProvisionError, QueueFullError
 from .tb_device_mqtt import TBDeviceMqttClient, _check_timeout, _keys
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "Stream",
     "ProvisionError",
     "QueueFullError",
+    "MessageRefusedError",
 ]
 
 log = logging.getLogger("thingsboard_sdk.aio")
@@ -71,11 +72,16 @@ class AsyncMessageHandle:
 
         Returns:
             True once delivered; False if ``timeout`` passed or the client disconnected first.
+
+        Raises:
+            MessageRefusedError: the server refused the message (it kept closing the connection
+                right after it, e.g. bigger than its maxPayloadSize); the client gave it up.
         """
         fut = self._client._watch_message(self._handle)
-        if fut is None:
-            return True
-        return await wait_future(fut, timeout)
+        finished = True if fut is None else await wait_future(fut, timeout)
+        if finished and self._handle.error is not None:
+            raise MessageRefusedError(self._handle.error)
+        return finished
 
     def __await__(self) -> Any:
         return self.wait().__await__()

@@ -9,6 +9,18 @@ class QueueFullError(RuntimeError):
     """
 
 
+class MessageRefusedError(RuntimeError):
+    """The server refused a message: it closed the connection right after receiving it, again
+    and again, before acknowledging anything (most likely the message is bigger than the
+    server's ``maxPayloadSize``). The client gave that message up and went on with the rest of
+    its queue; the error text names its topic and size. Raised by the message's handle
+    (``wait()``, ``await handle``); ``get()`` returns ``TB_ERR_PAYLOAD_SIZE`` (9) instead.
+
+    Construct the client with ``session_limits=True`` (it then splits by the server's limit)
+    or ``max_payload_size=...`` to avoid it.
+    """
+
+
 class ProvisionError(Exception):
     """Provisioning did not succeed.
 

@@ -20,13 +20,14 @@ from typing import Any, Callable, Iterable, Optional
 
 from . import _engine
 from ._engine import MessageHandle
-from .exceptions import ProvisionError, QueueFullError
+from .exceptions import MessageRefusedError, ProvisionError, QueueFullError
 from .provision_client import _provision
 
 __all__ = [
     "TBDeviceMqttClient",
     "ProvisionError",
     "QueueFullError",
+    "MessageRefusedError",
     "MessageHandle",
     "TBPublishInfo",
 ]
@@ -37,7 +38,8 @@ log = logging.getLogger("thingsboard_sdk.client")
 class TBPublishInfo:
     """tb-mqtt-client's result codes, to compare a handle's ``get()`` and ``rc()`` with
     (``handle.get() == TBPublishInfo.TB_ERR_SUCCESS``). The handles themselves are
-    ``MessageHandle``; only ``TB_ERR_SUCCESS`` (0) and ``TB_ERR_AGAIN`` (-1) occur."""
+    ``MessageHandle``; only ``TB_ERR_SUCCESS`` (0), ``TB_ERR_AGAIN`` (-1) and, for a message
+    the server refused (``MessageRefusedError``), ``TB_ERR_PAYLOAD_SIZE`` (9) occur."""
 
     TB_ERR_AGAIN = -1
     TB_ERR_SUCCESS = 0

@@ -13,6 +13,7 @@ use crate::limits::{self, Pacer, SessionLimits};
 use crate::payload;
 use crate::provision::{self, ProvisionOutcome};
 use crate::queue::Echoes;
+use crate::refusal::Refusals;
 use crate::split::Shape;
 use crate::topics;
 // Design: the ids and the clock live in lib.rs, below every module (firmware.rs needs Millis
@@ -234,6 +235,8 @@ pub struct Device {
     pub(crate) limits_answered: bool,
     /// The head of the queue waits for the pacer until then.
     pub(crate) paced_until: Option<Millis>,
+    /// Closes right after one message, towards refusing it (see [`crate::refusal`]).
+    pub(crate) refusals: Refusals,
 }
 
 impl Device {
@@ -268,6 +271,7 @@ impl Device {
             limits_deadline: None,
             limits_answered: false,
             paced_until: None,
+            refusals: Refusals::default(),
         };
         if crate::LIMITS {
             if let Some(l) = dev.cfg.limits.clone() {
@@ -467,6 +471,7 @@ impl Device {
     /// the `getSessionLimits` answer (see [`Config::limits_hold_ms`]).
     pub fn handle_connected_at(&mut self, now: Millis) {
         self.requeue_inflight();
+        self.refusals.on_connected();
         self.connected = true;
         self.subscribe_due = true;
         self.fw_subscribed = false;
@@ -488,6 +493,7 @@ impl Device {
         self.limits_hold = None;
         self.limits_deadline = None;
         self.paced_until = None;
+        self.refusals.on_disconnected();
         self.requeue_inflight();
         self.fw.pause();
     }
@@ -509,6 +515,7 @@ impl Device {
         };
         let n = (self.inflight[pos].carries.max(1) as usize).min(self.inflight.len() - pos);
         for p in self.inflight.drain(pos..pos + n) {
+            self.refusals.on_acked(&p);
             if p.qos == QoS::AtLeastOnce {
                 self.qos1_unacked -= 1;
             }

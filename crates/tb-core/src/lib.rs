@@ -51,6 +51,7 @@ mod pacing;
 pub mod payload;
 pub mod provision;
 mod queue;
+pub mod refusal;
 mod split;
 pub mod topics;
 
@@ -62,6 +63,7 @@ pub use firmware::{
 pub use gateway::GatewayEvent;
 pub use limits::{RateLimit, SessionLimits};
 pub use provision::ProvisionOutcome;
+pub use refusal::Refused;
 pub use serde_json;
 
 // ---- ids and time: below every module, so any of them may use these --------------------
