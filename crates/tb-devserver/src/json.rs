@@ -403,7 +403,7 @@ impl Parser<'_> {
             }
             self.skip_ws()?;
             let value = self.value(depth + 1)?;
-            match members.iter_mut().find(|(k, _)| *k == name) {
+            match members.iter_mut().find(|(k, _)| same_key(k, &name)) {
                 Some(slot) => slot.1 = value,
                 None => members.push((name, value)),
             }
@@ -445,6 +445,13 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// `a == b`. Design: every member name is compared with each earlier one (repeats replace in
+/// place), so names of one length (`k0`..`k9`) would cost a `memcmp` call per pair; the last
+/// byte tells most of them apart first.
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.as_bytes().last() == b.as_bytes().last() && a == b
 }
 
 fn classify_literal(lit: &str) -> JVal {

@@ -29,42 +29,50 @@ pub(crate) fn typed_upload(
     typing: TypingOptions,
     now: i64,
 ) -> Result<Entries, Rejection> {
-    let objects = match json {
-        JVal::Obj(_) => vec![json],
-        JVal::Arr(items) => items,
-        _ => {
-            return Err(Rejection::Invalid(
-                "telemetry (not an object or array)".into(),
-            ))
-        }
-    };
-    let mut entries = Vec::with_capacity(objects.len());
-    for obj in objects {
-        let JVal::Obj(mut members) = obj else {
-            return Err(Rejection::Invalid(
-                "telemetry array element (not an object)".into(),
-            ));
-        };
-        // Object keys are unique (the parser merges repeats), so `position` finds the one.
-        let ts = members.iter().position(|(k, _)| k == "ts");
-        let values = members.iter().position(|(k, _)| k == "values");
-        let result = match (ts, values) {
-            (Some(ts), Some(values)) => {
-                let Some(ts) = members[ts].1.as_gson_long() else {
-                    return Err(Rejection::Unchecked("telemetry ts (not a number)".into()));
-                };
-                let JVal::Obj(vm) = members.swap_remove(values).1 else {
+    match json {
+        JVal::Obj(members) => Ok(vec![typed_entry(members, typing, now)?]),
+        JVal::Arr(items) => {
+            let mut entries = Vec::with_capacity(items.len());
+            for item in items {
+                let JVal::Obj(members) = item else {
                     return Err(Rejection::Invalid(
-                        "telemetry values (not an object)".into(),
+                        "telemetry array element (not an object)".into(),
                     ));
                 };
-                type_object_owned(vm, typing).map(|kv| (ts, kv))
+                entries.push(typed_entry(members, typing, now)?);
             }
-            _ => type_object_owned(members, typing).map(|kv| (now, kv)),
-        };
-        entries.push(result.map_err(|e| Rejection::payload("telemetry value", &e))?);
+            Ok(entries)
+        }
+        _ => Err(Rejection::Invalid(
+            "telemetry (not an object or array)".into(),
+        )),
     }
-    Ok(entries)
+}
+
+/// One telemetry object: `{"ts":..,"values":{..}}`, or key/values at `now`.
+fn typed_entry(
+    mut members: Vec<(String, JVal)>,
+    typing: TypingOptions,
+    now: i64,
+) -> Result<(i64, Vec<(String, TbValue)>), Rejection> {
+    // Object keys are unique (the parser merges repeats), so `position` finds the one.
+    let ts = members.iter().position(|(k, _)| k == "ts");
+    let values = members.iter().position(|(k, _)| k == "values");
+    let result = match (ts, values) {
+        (Some(ts), Some(values)) => {
+            let Some(ts) = members[ts].1.as_gson_long() else {
+                return Err(Rejection::Unchecked("telemetry ts (not a number)".into()));
+            };
+            let JVal::Obj(vm) = members.swap_remove(values).1 else {
+                return Err(Rejection::Invalid(
+                    "telemetry values (not an object)".into(),
+                ));
+            };
+            type_object_owned(vm, typing).map(|kv| (ts, kv))
+        }
+        _ => type_object_owned(members, typing).map(|kv| (now, kv)),
+    };
+    result.map_err(|e| Rejection::payload("telemetry value", &e))
 }
 
 /// Number of key/value points in `entries`.
