@@ -79,6 +79,10 @@ pub struct State {
     /// MQTT sessions opened so far (CONNACKs accepted): tells a reconnect from a still-up link
     /// however short the outage was.
     pub sessions: u64,
+    /// CONNACKs that refused the session so far, and the last one's return code (what
+    /// tb-mqtt-client's connect callback gets as `rc`).
+    pub refusals: u64,
+    pub last_refusal: Option<u8>,
     /// The SUBACK for this session's subscriptions arrived. Until then `connected` stays
     /// False: a push sent before the subscription is in place would be lost.
     pub subscribed: bool,
@@ -325,6 +329,8 @@ impl Shared {
                 last_error: None,
                 session_present: false,
                 sessions: 0,
+                refusals: 0,
+                last_refusal: None,
                 subscribed: false,
                 closing: false,
                 wants: Wants::default(),

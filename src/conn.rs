@@ -509,6 +509,11 @@ fn drive(shared: &Shared, gen: u64, data: Option<&[u8]>, timer: bool, was_up: &m
                 }
             }
             Event::Closed(why) => {
+                if let Close::Refused(r) = &why {
+                    st.refusals += 1;
+                    st.last_refusal = Some(r.code());
+                    shared.cond.notify_all();
+                }
                 step.ended = Some(Ended::Failed {
                     timed_out: matches!(why, Close::ConnackTimeout(_) | Close::PingTimeout(_)),
                     refused: matches!(why, Close::Refused(_)),

@@ -824,6 +824,19 @@ impl Client {
         self.shared.state.lock().last_error.clone()
     }
 
+    /// Connection attempts the server refused so far (CONNACK return code not 0).
+    #[getter]
+    fn refusals(&self) -> u64 {
+        self.shared.state.lock().refusals
+    }
+
+    /// The CONNACK return code of the last refused attempt (1-5; 5: not authorised, e.g. a
+    /// wrong access token), or None if none was refused.
+    #[getter]
+    fn last_refusal(&self) -> Option<u8> {
+        self.shared.state.lock().last_refusal
+    }
+
     /// MQTT sessions opened so far: grows by one on every connect and reconnect.
     #[getter]
     fn sessions(&self) -> u64 {

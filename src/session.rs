@@ -61,6 +61,13 @@ pub struct Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal(pub ConnectReturnCode);
 
+impl Refusal {
+    /// The CONNACK return code (1-5).
+    pub fn code(&self) -> u8 {
+        self.0 as u8
+    }
+}
+
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self.0 {

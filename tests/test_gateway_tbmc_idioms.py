@@ -96,6 +96,29 @@ def test_connect_calls_both_of_tb_mqtt_clients_callback_forms(server):
     assert [c[0] for c in calls] == ["plain", "tb_client"]
 
 
+def test_a_refused_connect_calls_the_callback_with_the_connack_code(server):
+    # tb-mqtt-client's _on_connect calls the callback on every CONNACK, refusals included
+    # (rc != 0), in both of its forms.
+    calls: list = []
+
+    def plain(client, userdata, flags, rc):
+        calls.append(("plain", client, rc))
+
+    def with_client(client, userdata, flags, rc, properties, tb_client=None):
+        calls.append(("tb_client", tb_client, rc))
+
+    for callback in (plain, with_client):
+        gateway = TBGatewayMqttClient("127.0.0.1", server.port, "not-a-token")
+        try:
+            assert gateway.connect(callback) is None
+        finally:
+            gateway.disconnect()  # also stops the callback thread: no late second call
+        assert calls[-1][1] is gateway
+    assert [(form, rc) for form, _, rc in calls] == [("plain", 5), ("tb_client", 5)]
+    rc = calls[0][2]
+    assert rc != 0 and rc.value == 5 and rc.getName() == "Not authorized"
+
+
 def test_gw_claim_sends_tb_mqtt_clients_claiming_request(server):
     token = server.add_device("gw", gateway=True)
     gateway = TBGatewayMqttClient("127.0.0.1", server.port, token)
@@ -199,6 +222,38 @@ def test_the_connect_callback_runs_again_after_each_reconnect():
                 srv.add_device("gw", token="GW-AGAIN", gateway=True)
                 assert calls.acquire(timeout=15), "the connect callback was not called"
         assert not calls.acquire(timeout=0.5), "called more often than connected"
+    finally:
+        gateway.disconnect()
+
+
+def test_a_refused_reconnect_calls_the_callback_with_its_rc():
+    # The token stops being valid while the gateway runs (the server came back without the
+    # device): each refused reconnect calls the callback with rc 5, as paho's on_connect
+    # does there; once the device exists again, rc 0.
+    port = free_port()
+    codes: list = []
+    seen = threading.Condition()
+
+    def on_connect(client, userdata, flags, rc):
+        with seen:
+            codes.append(int(rc))
+            seen.notify_all()
+
+    def wait_for(pred) -> None:
+        with seen:
+            assert seen.wait_for(pred, timeout=15), f"connect callback codes: {codes}"
+
+    gateway = TBGatewayMqttClient("127.0.0.1", port, "GW-REVOKED")
+    try:
+        with DevServer("127.0.0.1", port, http_port=None) as srv:
+            srv.add_device("gw", token="GW-REVOKED", gateway=True)
+            assert gateway.connect(on_connect) is not None
+            assert codes == [0]
+        with DevServer("127.0.0.1", port, http_port=None) as srv:
+            wait_for(lambda: 5 in codes)
+            srv.add_device("gw", token="GW-REVOKED", gateway=True)
+            wait_for(lambda: codes[-1] == 0 and len(codes) > 2)
+        assert set(codes[1:-1]) == {5}
     finally:
         gateway.disconnect()
 

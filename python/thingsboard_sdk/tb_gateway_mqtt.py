@@ -68,7 +68,32 @@ def _parameters(fn: Callable[..., Any]) -> Any:
         return {}
 
 
-__all__ = ["TBGatewayMqttClient", "RequestId"]
+__all__ = ["TBGatewayMqttClient", "RequestId", "ConnackCode"]
+
+# MQTT 3.1.1 CONNACK return codes (3.2.2.3), named as paho names them.
+_CONNACK_NAMES = {
+    0: "Success",
+    1: "Unsupported protocol version",
+    2: "Client identifier not valid",
+    3: "Server unavailable",
+    4: "Bad user name or password",
+    5: "Not authorized",
+}
+
+
+class ConnackCode(int):
+    """The ``rc`` the connect callback gets: the CONNACK return code (0 connected, 1-5 the
+    server refused), an int that also answers paho's ``ReasonCode`` calls that tb-mqtt-client
+    scripts make (``rc.value``, ``rc.getName()``)."""
+
+    @property
+    def value(self) -> int:
+        """The code as a plain int."""
+        return int(self)
+
+    def getName(self) -> str:  # noqa: N802 (paho's name)
+        """The code's name, as paho gives it (``"Not authorized"`` for 5)."""
+        return _CONNACK_NAMES.get(int(self), f"Unknown ({int(self)})")
 
 
 class RequestId(int):
@@ -154,6 +179,7 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         self._connect_called = False
         self._on_connect: Optional[Callable[..., Any]] = None
         self._sessions_seen = 0
+        self._refusals_seen = 0
         # tb-mqtt-client gives up on an attribute request after 20 s (the device client: 10).
         kwargs.setdefault("request_timeout", 20.0)
         # tb-mqtt-client's legacy names override the new ones as there: ``rate_limit`` sets
@@ -228,7 +254,9 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         there, again after every reconnect (from the callback thread; with
         ``callback_thread=False`` only here); a callback with a ``tb_client`` parameter gets
         ``(client, userdata, flags, rc, properties, tb_client=client)``, tb-mqtt-client's
-        second form.
+        second form. As there, a refused connect calls it too, with the CONNACK's return code
+        as ``rc`` (5: not authorised, e.g. a wrong access token; an int with paho's
+        ``value`` and ``getName()``).
 
         Returns:
             The CONNACK session-present flag, or None if the connection failed.
@@ -236,26 +264,31 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
         self._session_options(tls, ca_certs, cert_file, key_file, keepalive)
         self._connect_called = True
         self._on_connect = callback
+        refusals = self._engine.refusals
         present = super().connect(timeout=timeout)
         self._sessions_seen = self._engine.sessions
+        self._refusals_seen = self._engine.refusals
         if present is not None:
             self._connected_callback(present)
+        elif self._refusals_seen != refusals:
+            self._connected_callback(0, self._engine.last_refusal or 0)
         if self._callback_thread:
             # Also after a failed first attempt: the engine goes on trying in the background
             # (reconnect on), and handlers set meanwhile must be served once it is up.
             self.loop_start()
         return present
 
-    def _connected_callback(self, present: Any) -> None:
+    def _connected_callback(self, present: Any, code: int = 0) -> None:
         callback = self._on_connect
         if callback is None:
             return
         flags = {"session present": present}
+        rc = ConnackCode(code)
         if "tb_client" in _parameters(callback):
             # tb-mqtt-client's second form: properties too, and itself as tb_client.
-            self._call(functools.partial(callback, tb_client=self), self, None, flags, 0, None)
+            self._call(functools.partial(callback, tb_client=self), self, None, flags, rc, None)
         else:
-            self._call(callback, self, None, flags, 0)
+            self._call(callback, self, None, flags, rc)
 
     def _session_options(
         self,
@@ -352,6 +385,11 @@ class TBGatewayMqttClient(TBDeviceMqttClient):
                 self._sessions_seen = sessions
                 # session present: 0, what ThingsBoard answers a clean session (spec 2.7).
                 self._connected_callback(0)
+            # A reconnect the server refused (paho's on_connect with rc != 0 there).
+            refusals = self._engine.refusals
+            if refusals != self._refusals_seen and not self._loop_stop.is_set():
+                self._refusals_seen = refusals
+                self._connected_callback(0, self._engine.last_refusal or 0)
 
     def send_telemetry(  # type: ignore[override]
         self, telemetry: Any, quality_of_service: Optional[int] = None, timeout: Any = None
