@@ -20,7 +20,7 @@ pub(crate) fn excerpt(payload: &[u8]) -> Cow<'_, str> {
     // Design: at most 4 bytes per character, so a payload this short needs no count and, as
     // UTF-8, no copy (one line per message is logged).
     let short = payload.len() <= LOG_EXCERPT;
-    let text = String::from_utf8_lossy(&payload[..payload.len().min(4 * LOG_EXCERPT + 4)]);
+    let text = crate::json::utf8_lossy(&payload[..payload.len().min(4 * LOG_EXCERPT + 4)]);
     if !short && text.chars().count() > LOG_EXCERPT {
         let mut cut: String = text.chars().take(LOG_EXCERPT).collect();
         cut.push_str("...");

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::json::{java_double, parse_lenient, write_json_string, JVal};
+use crate::json::{java_double, parse_lenient, utf8_lossy, write_json_string, JVal};
 
 /// A stored telemetry or attribute value, typed as ThingsBoard types it.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +76,7 @@ impl PayloadError {
 
 /// Parses a payload as lenient JSON; bytes that are not UTF-8 are replaced, as Java does.
 pub(crate) fn parse_payload(payload: &[u8]) -> Result<JVal, PayloadError> {
-    let text = String::from_utf8_lossy(payload);
+    let text = utf8_lossy(payload);
     parse_lenient(&text).map_err(|e| PayloadError::Validation(e.0))
 }
 

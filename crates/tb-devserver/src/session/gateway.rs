@@ -16,14 +16,6 @@ const MESSAGES: usize = 0;
 const TELEMETRY: usize = 1;
 const POINTS: usize = 2;
 
-/// `value` as compact JSON, for a log line (or the claim parser). Design: one allocation
-/// for the sizes a device's part of a message has, not one per doubling.
-fn json_text(value: &JVal) -> String {
-    let mut text = String::with_capacity(256);
-    value.write_json(&mut text);
-    text
-}
-
 fn device_name(v: Option<&JVal>) -> Option<String> {
     match v {
         Some(JVal::Str(s)) if !s.is_empty() => Some(s.clone()),
@@ -187,7 +179,9 @@ impl Session {
         }
         let typing = self.shared.config.typing();
         // Design: each device's value is typed from the message's parse tree, moved, not
-        // written back to text and parsed again; the text is made for the log line only.
+        // written back to text and parsed again; its text is written for the log line only,
+        // into a buffer the session keeps (no allocation per device).
+        let mut text = std::mem::take(&mut self.json_text);
         for (device, value) in usable {
             if device.is_empty() {
                 return self.gw_runtime_error(pkid, qos, "empty device name");
@@ -197,7 +191,8 @@ impl Session {
             }
             match topic {
                 GW_TELEMETRY => {
-                    let text = json_text(&value);
+                    text.clear();
+                    value.write_json(&mut text);
                     let entries = match telemetry::typed_upload(value, typing, now_ms()) {
                         Ok(e) => e,
                         Err(r) => return self.rejected_gw(pkid, qos, r),
@@ -213,7 +208,8 @@ impl Session {
                     ));
                 }
                 GW_ATTRIBUTES => {
-                    let text = json_text(&value);
+                    text.clear();
+                    value.write_json(&mut text);
                     let values = match attributes::typed_upload(value, typing) {
                         Ok(v) => v,
                         Err(r) => return self.rejected_gw(pkid, qos, r),
@@ -228,7 +224,8 @@ impl Session {
                     attributes::save_client(&self.shared, &device, values);
                 }
                 _ => {
-                    let text = json_text(&value);
+                    text.clear();
+                    value.write_json(&mut text);
                     let default_ms = self.shared.config.claim_duration_ms;
                     let claim = match claiming::parse(text.as_bytes(), default_ms) {
                         Ok(c) => c,
@@ -241,6 +238,9 @@ impl Session {
                     claiming::save(&self.shared, &device, claim);
                 }
             }
+        }
+        if text.capacity() <= 64 * 1024 {
+            self.json_text = text;
         }
         // One PUBACK for the whole message (A.6).
         self.puback(pkid, qos, 0);

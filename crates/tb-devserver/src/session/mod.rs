@@ -80,6 +80,8 @@ pub(crate) struct Session {
     /// The same for everything a gateway relays (`gatewayRateLimits`, shared by its
     /// sub-devices; thingsboard-gateway.md A.11).
     gw_buckets: [Option<Buckets>; 3],
+    /// Scratch space for the JSON text of a gateway message's part, kept between messages.
+    json_text: String,
 }
 
 impl Session {
@@ -111,6 +113,7 @@ impl Session {
             buckets: [None, None, None],
             client_cert: None,
             gw_buckets: [None, None, None],
+            json_text: String::new(),
         }
     }
 
