@@ -9,6 +9,7 @@ is checked by parsing every payload (a paho subscriber on mosquitto; the dev ser
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 
 import pytest
@@ -168,3 +169,30 @@ def test_a_dropped_connection_mid_backlog_loses_nothing(server):
         stored = {p.value for p in server.telemetry(name, "v")}
         # Resent after the cut: duplicates are allowed, losses are not.
         assert stored == {r * 1000 + d for r in range(rounds)}, name
+
+
+def test_merged_packets_stay_within_the_servers_data_point_limit():
+    # The dev server closes a gateway whose relayed data points exceed 40 per second (A.11).
+    # A burst fills the window of 2, so what follows is merged: each merged packet must count,
+    # for pacing, as one upload with the sum of its data points.
+    limits = dict(
+        gateway_telemetry_rate_limits="1000:1", gateway_telemetry_data_point_rate_limits="40:1"
+    )
+    with DevServer(http_port=None, **limits) as server:
+        token = server.add_device("GW", gateway=True)
+        gw = TBGatewayMqttClient(server.host, server.port, username=token, max_inflight=2)
+        try:
+            assert gw.connect(timeout=10) is not None
+            # Answered in order: once this reply is here, the client's own getSessionLimits
+            # (sent right after connecting) was answered too, and pacing is in force.
+            answered = threading.Event()
+            gw.request_service_configuration(lambda *_: answered.set())
+            assert answered.wait(10)
+            handles = [gw.gw_send_telemetry(f"lim-{i:03d}", {"i": i}) for i in range(100)]
+            assert all(h.wait(30) for h in handles)
+            assert gw.connected
+            assert gw._engine.sessions == 1, "the server closed the gateway"
+        finally:
+            gw.disconnect()
+        for i in range(100):
+            assert [p.value for p in server.telemetry(f"lim-{i:03d}", "i")] == [i]
