@@ -109,3 +109,29 @@ impl LogHub {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_keep_200_characters_of_any_payload() {
+        assert_eq!(excerpt(b"{\"t\":21.5}"), "{\"t\":21.5}");
+        let ascii = "x".repeat(1000);
+        assert_eq!(excerpt(ascii.as_bytes()), format!("{}...", &ascii[..200]));
+        assert_eq!(excerpt(&ascii.as_bytes()[..200]), &ascii[..200]);
+        // Two bytes per character: 300 bytes are 150 characters, kept whole.
+        let accents = "é".repeat(150);
+        assert_eq!(excerpt(accents.as_bytes()), accents);
+        let accents = "é".repeat(250);
+        assert_eq!(
+            excerpt(accents.as_bytes()),
+            format!("{}...", "é".repeat(200))
+        );
+        // Four bytes per character, longer than the cut before decoding.
+        let wide = "𝄞".repeat(300);
+        assert_eq!(excerpt(wide.as_bytes()), format!("{}...", "𝄞".repeat(200)));
+        // Invalid UTF-8 is replaced, as before.
+        assert_eq!(excerpt(b"a\xffb"), "a\u{fffd}b");
+    }
+}

@@ -142,3 +142,80 @@ pub(crate) fn server_point_event(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse_lenient;
+    use crate::value::type_object;
+
+    /// The typing as it was written before the owned path: borrowed tree, keys cloned.
+    fn reference(payload: &[u8], typing: TypingOptions, now: i64) -> Result<Entries, Rejection> {
+        let json = parse_payload(payload).map_err(|e| Rejection::payload("telemetry JSON", &e))?;
+        let objects: Vec<&JVal> = match &json {
+            JVal::Obj(_) => vec![&json],
+            JVal::Arr(items) => items.iter().collect(),
+            _ => {
+                return Err(Rejection::Invalid(
+                    "telemetry (not an object or array)".into(),
+                ))
+            }
+        };
+        let mut entries = Vec::new();
+        for obj in objects {
+            let JVal::Obj(members) = obj else {
+                return Err(Rejection::Invalid(
+                    "telemetry array element (not an object)".into(),
+                ));
+            };
+            let result = match (obj.get("ts"), obj.get("values")) {
+                (Some(ts), Some(values)) => {
+                    let Some(ts) = ts.as_gson_long() else {
+                        return Err(Rejection::Unchecked("telemetry ts (not a number)".into()));
+                    };
+                    let JVal::Obj(vm) = values else {
+                        return Err(Rejection::Invalid(
+                            "telemetry values (not an object)".into(),
+                        ));
+                    };
+                    type_object(vm, typing).map(|kv| (ts, kv))
+                }
+                _ => type_object(members, typing).map(|kv| (now, kv)),
+            };
+            entries.push(result.map_err(|e| Rejection::payload("telemetry value", &e))?);
+        }
+        Ok(entries)
+    }
+
+    /// Typing a payload, and a gateway message's part from its parse tree, give what the
+    /// borrowed typing gave (and what parsing the part's text again gave), errors included.
+    #[test]
+    fn typing_a_parsed_part_equals_parsing_its_text() {
+        let parts = [
+            r#"{"t":21.5,"h":40,"on":true,"s":"007","n":null,"j":{"a":[1,2.50]}}"#,
+            r#"[{"ts":1700000000000,"values":{"k0":1,"k1":-2.25,"k2":"x"}},{"ts":"5","values":{}}]"#,
+            r#"[{"ts":1,"values":{"a":1e20,"b":12345678901234567890,"c":0.12345678901234567}}]"#,
+            r#"{"ts":1,"values":{"v":1},"other":2}"#,
+            r#"{"ts":1}"#,
+            r#"[{"ts":"x","values":{}}]"#,
+            r#"[{"ts":1,"values":[1]}]"#,
+            r#"[1]"#,
+            r#""text""#,
+            r#"{"big":1e1478690889}"#,
+            r#"{"s":"a\"b\u00e9\\"}"#,
+        ];
+        for type_cast in [false, true] {
+            let typing = TypingOptions {
+                type_cast,
+                max_string_len: 4,
+            };
+            for part in parts {
+                let tree = parse_lenient(part).expect("JSON");
+                let text = tree.to_json();
+                let expected = reference(text.as_bytes(), typing, 7);
+                assert_eq!(parse_upload(part.as_bytes(), typing, 7), expected, "{part}");
+                assert_eq!(typed_upload(tree, typing, 7), expected, "{part}");
+            }
+        }
+    }
+}
