@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import socket
 import threading
 import uuid
@@ -339,6 +340,27 @@ def test_log_stream_has_a_line_per_upload(tb_devserver, client):
     while (line := stream.recv(5)) is not None:
         rest.append(line)
     assert rest[-1] == "dev server stopped"
+
+
+def test_server_lines_reach_python_logging_only_when_info_is_on(tb_devserver, client, caplog):
+    # One check per batch decides whether the lines go to Python: on, each line is a record
+    # of logger thingsboard_sdk.devserver; off, none is (and the log stream still has them).
+    stream = tb_devserver.log_stream()
+
+    def upload(value: int) -> None:
+        client.send_telemetry({"logged": value}).wait(5)
+        needle = f'"logged":{value}'
+        while (line := stream.recv(10)) is None or needle not in line:
+            assert line is not None, f"no log line for upload {value}"
+
+    with caplog.at_level(logging.WARNING, logger="thingsboard_sdk.devserver"):
+        upload(1)
+    assert not [r for r in caplog.records if r.name == "thingsboard_sdk.devserver"]
+    with caplog.at_level(logging.INFO, logger="thingsboard_sdk.devserver"):
+        upload(2)
+        ours = [r for r in caplog.records if r.name == "thingsboard_sdk.devserver"]
+        assert any('"logged":2' in r.getMessage() for r in ours), [r.getMessage() for r in ours]
+    assert all(r.levelno == logging.INFO for r in ours)
 
 
 def test_readers_on_many_threads_while_a_device_sends(tb_devserver, client):

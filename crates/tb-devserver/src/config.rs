@@ -102,7 +102,8 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// See [`Config::log_scope`]: must call its argument exactly once.
+/// See [`Config::log_scope`]: calls its argument at most once (not at all when the records
+/// would be dropped anyway).
 pub type LogScope = fn(&mut dyn FnMut());
 
 impl Default for Config {
