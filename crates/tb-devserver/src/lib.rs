@@ -104,7 +104,7 @@ pub use log::{LogStream, LOG_TARGET};
 pub use server::{DevServer, DevServerHandle};
 pub use store::{
     AttributeScope, Claim, ClientRpcRecord, ConnectionEvent, ConnectionEventKind, Credentials,
-    DeviceSpec, FirmwarePackage, ProvisionProfile, ProvisionStrategy, ProvisionedDevice,
-    RpcOutcome, RpcRecord, RpcStatus, TelemetryPoint,
+    DeviceInfo, DeviceSpec, FirmwarePackage, ProvisionProfile, ProvisionStrategy,
+    ProvisionedDevice, RpcOutcome, RpcRecord, RpcStatus, TelemetryPoint,
 };
 pub use value::TbValue;

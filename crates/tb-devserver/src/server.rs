@@ -290,6 +290,15 @@ impl DevServerHandle {
         devices::remove(&self.shared, name)
     }
 
+    /// A device's id, type, gateway flag and the gateways that created and last connected it
+    /// (what ThingsBoard's REST API shows, thingsboard-gateway.md A.3).
+    ///
+    /// # Errors
+    /// `UnknownDevice`.
+    pub fn device_info(&self, device: &str) -> Result<crate::DeviceInfo, DevServerError> {
+        devices::info(&self.shared, device)
+    }
+
     /// Names of all devices, sorted.
     pub fn devices(&self) -> Vec<String> {
         devices::names(&self.shared)

@@ -4,7 +4,7 @@
 use crate::error::DevServerError;
 use crate::events::Event;
 use crate::shared::{SessionLink, Shared};
-use crate::store::{now_ms, Credentials, DeviceSpec};
+use crate::store::{now_ms, Credentials, DeviceInfo, DeviceSpec};
 
 /// Registers a device; returns its entity id.
 ///
@@ -80,6 +80,29 @@ pub(crate) fn names(shared: &Shared) -> Vec<String> {
     let mut names: Vec<String> = st.store.devices.keys().cloned().collect();
     names.sort();
     names
+}
+
+/// A device's type and gateways.
+///
+/// # Errors
+/// `UnknownDevice`.
+pub(crate) fn info(shared: &Shared, name: &str) -> Result<DeviceInfo, DevServerError> {
+    let st = shared.state.lock();
+    let dev = st
+        .store
+        .devices
+        .get(name)
+        .ok_or_else(|| DevServerError::UnknownDevice(name.into()))?;
+    let gateway_name =
+        |id: Option<uuid::Uuid>| id.and_then(|id| st.store.name_of(&id)).map(str::to_string);
+    Ok(DeviceInfo {
+        name: dev.name.clone(),
+        id: dev.id,
+        device_type: dev.device_type.clone(),
+        gateway: dev.gateway,
+        last_connected_gateway: gateway_name(dev.last_gateway),
+        created_by: gateway_name(dev.created_by),
+    })
 }
 
 /// Makes `link` the device's session; an older one is told to close (spec 2.8: the newest

@@ -19,9 +19,11 @@ use crate::topics::rpc_request_topic;
 
 /// The gateway connection a sub-device session belongs to.
 #[derive(Clone)]
-pub(crate) struct Via {
+pub(crate) struct Via<'a> {
     pub(crate) conn_id: u64,
     pub(crate) tx: UnboundedSender<SessionCmd>,
+    /// The gateway device's name.
+    pub(crate) gateway: &'a str,
 }
 
 /// What [`open`] did.
@@ -36,10 +38,12 @@ pub(crate) enum Opened {
 }
 
 /// Get-or-open (A.3): the device named `device` is created if missing (with random
-/// access-token credentials), and its session opened through the gateway with attribute and
-/// RPC delivery on; RPCs waiting for it are delivered. A direct session of the device is
-/// closed (the newest session wins, A.10).
-pub(crate) fn open(shared: &Shared, device: &str, via: &Via) -> Opened {
+/// access-token credentials, type `device_type` or `default`, and the gateway recorded as its
+/// creator: the `Created` relation), and its session opened through the gateway with
+/// attribute and RPC delivery on; RPCs waiting for it are delivered. An existing device keeps
+/// its type. Either way the gateway becomes its `lastConnectedGateway`. A direct session of
+/// the device is closed (the newest session wins, A.10).
+pub(crate) fn open(shared: &Shared, device: &str, device_type: Option<&str>, via: &Via) -> Opened {
     let (outcome, pending) = shared.update(|st| {
         if st
             .links
@@ -60,8 +64,16 @@ pub(crate) fn open(shared: &Shared, device: &str, via: &Via) -> Opened {
             st.store
                 .insert_device(DeviceSpec::access_token(device, token));
         }
+        let gateway_id = st.store.devices.get(via.gateway).map(|g| g.id);
         if let Some(dev) = st.store.devices.get_mut(device) {
             dev.last_activity_ms = now_ms();
+            dev.last_gateway = gateway_id.or(dev.last_gateway);
+            if created {
+                dev.created_by = gateway_id;
+                if let Some(t) = device_type {
+                    dev.device_type = t.to_string();
+                }
+            }
         }
         st.store.record_device(device);
         let link = SessionLink {

@@ -8,6 +8,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
+use sha2::Digest;
 
 use super::{
     entity_id, int_param, ok_empty, ok_json, param, parse_id, query_pairs, Api, ApiError,
@@ -16,7 +17,7 @@ use super::{
 use crate::error::DevServerError;
 use crate::features::{devices, firmware, provisioning};
 use crate::shared::State as Locked;
-use crate::store::{x509_body, x509_credentials_id, Credentials, Device, DeviceSpec};
+use crate::store::{x509_body, x509_credentials_id, Credentials, Device, DeviceSpec, DEFAULT_TYPE};
 
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
@@ -29,7 +30,23 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/deviceProfileInfo/default", get(default_profile))
 }
 
-/// Device JSON (spec 4.1).
+/// The id of the device profile named `device_type`: the one default profile's, or for a
+/// type a gateway named (ThingsBoard creates that profile on the fly, thingsboard-gateway.md
+/// A.3) an id derived from the name, so every device of the type shows the same one.
+fn profile_id(device_type: &str) -> String {
+    if device_type == DEFAULT_TYPE {
+        return PROFILE_ID.to_string();
+    }
+    let digest = sha2::Sha256::digest(device_type.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+/// Device JSON (spec 4.1). `additionalInfo` carries `gateway` and, for a device a gateway
+/// connected, `lastConnectedGateway` (the gateway's id, thingsboard-gateway.md A.3).
 pub(crate) fn device_json(dev: &Device) -> Value {
     let id = dev.id.to_string();
     let firmware = dev
@@ -43,16 +60,25 @@ pub(crate) fn device_json(dev: &Device) -> Value {
         "tenantId": entity_id("TENANT", TENANT_ID),
         "customerId": entity_id("CUSTOMER", NULL_UUID),
         "name": dev.name,
-        "type": "default",
+        "type": dev.device_type,
         "label": null,
-        "deviceProfileId": entity_id("DEVICE_PROFILE", PROFILE_ID),
+        "deviceProfileId": entity_id("DEVICE_PROFILE", &profile_id(&dev.device_type)),
         "deviceData": {"configuration": {"type": "DEFAULT"}, "transportConfiguration": {"type": "DEFAULT"}},
         "firmwareId": firmware,
         "softwareId": null,
         "externalId": null,
         "version": 1,
-        "additionalInfo": {"gateway": dev.gateway},
+        "additionalInfo": additional_info(dev),
     })
+}
+
+fn additional_info(dev: &Device) -> Value {
+    let mut info = serde_json::Map::new();
+    info.insert("gateway".into(), dev.gateway.into());
+    if let Some(g) = dev.last_gateway {
+        info.insert("lastConnectedGateway".into(), g.to_string().into());
+    }
+    Value::Object(info)
 }
 
 /// DeviceInfo JSON: the device plus `active` and, as an extra, `lastActivityTime`.
@@ -61,7 +87,7 @@ pub(crate) fn device_info_json(st: &Locked, dev: &Device) -> Value {
     if let Value::Object(m) = &mut v {
         m.insert("customerTitle".into(), Value::Null);
         m.insert("customerIsPublic".into(), Value::Bool(false));
-        m.insert("deviceProfileName".into(), "default".into());
+        m.insert("deviceProfileName".into(), dev.device_type.clone().into());
         m.insert("active".into(), st.links.contains_key(&dev.name).into());
         m.insert("lastActivityTime".into(), dev.last_activity_ms.into());
     }
@@ -99,14 +125,14 @@ fn page(api: &Api, raw: Option<&str>, info: bool) -> ApiResult {
     let search = param(&q, "textSearch").map(str::to_lowercase);
     let sort = param(&q, "sortProperty").unwrap_or("createdTime");
     let desc = param(&q, "sortOrder").is_some_and(|o| o.eq_ignore_ascii_case("DESC"));
-    let type_ok = param(&q, "type").map_or(true, |t| t.is_empty() || t == "default");
+    let device_type = param(&q, "type").filter(|t| !t.is_empty());
     let active = param(&q, "active").map(|a| a.eq_ignore_ascii_case("true"));
     let st = api.shared.state.lock();
     let mut devs: Vec<&Device> = st
         .store
         .devices
         .values()
-        .filter(|_| type_ok)
+        .filter(|d| device_type.map_or(true, |t| d.device_type == t))
         .filter(|d| {
             search
                 .as_ref()
@@ -326,6 +352,17 @@ async fn save(State(api): ApiState, RawQuery(raw): RawQuery, body: Bytes) -> Api
                     return Err(ApiError::bad_request(
                         "Specified credentials are already registered!",
                     ))
+                }
+            }
+            // spec 4.5: `type` names the device's profile; absent or empty -> `default`.
+            if let Some(t) = body.get("type").and_then(Value::as_str) {
+                if !t.is_empty() && t != DEFAULT_TYPE {
+                    api.shared.update(|st| {
+                        if let Some(dev) = st.store.devices.get_mut(&name) {
+                            dev.device_type = t.to_string();
+                        }
+                        st.store.record_device(&name);
+                    });
                 }
             }
             api.shared

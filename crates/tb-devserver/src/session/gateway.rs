@@ -63,9 +63,18 @@ impl Session {
         ok
     }
 
-    /// Get-or-open (A.3); creating or opening costs one gateway message token. On refusal:
-    /// PUBACK `refused` and the connection stays open. Returns whether the device is open.
-    fn gw_open(&mut self, pkid: u16, qos: u8, device: &str, refused: u8) -> bool {
+    /// Get-or-open (A.3); creating or opening costs one gateway message token. A device it
+    /// creates gets type `device_type` (only a connect names one, A.4), else `default`. On
+    /// refusal: PUBACK `refused` and the connection stays open. Returns whether the device is
+    /// open.
+    fn gw_open(
+        &mut self,
+        pkid: u16,
+        qos: u8,
+        device: &str,
+        device_type: Option<&str>,
+        refused: u8,
+    ) -> bool {
         if gateway::is_open(&self.shared, device, self.conn_id) {
             return true;
         }
@@ -80,11 +89,15 @@ impl Session {
             self.puback(pkid, qos, if self.is_v5() { refused } else { 0 });
             return false;
         }
+        let super::Role::Device(gateway) = &self.role else {
+            return false;
+        };
         let via = Via {
             conn_id: self.conn_id,
             tx: self.tx.clone(),
+            gateway,
         };
-        match gateway::open(&self.shared, device, &via) {
+        match gateway::open(&self.shared, device, device_type, &via) {
             Opened::Created => self.log(format_args!("sub-device \"{device}\" created")),
             Opened::Reopened => self.log(format_args!("sub-device \"{device}\" connected")),
             Opened::Already => {}
@@ -150,7 +163,13 @@ impl Session {
             }
             return self.puback(pkid, qos, 0);
         }
-        if self.gw_open(pkid, qos, &device, 0x80) {
+        // A.4: `type` missing or null -> `default`. Design: an empty string or a non-string
+        // (which the spec leaves open) counts as missing, so no device gets an odd type.
+        let device_type = match json.get("type") {
+            Some(JVal::Str(t)) if !t.is_empty() => Some(t.as_str()),
+            _ => None,
+        };
+        if self.gw_open(pkid, qos, &device, device_type, 0x80) {
             self.puback(pkid, qos, 0);
         }
     }
@@ -186,7 +205,7 @@ impl Session {
             if device.is_empty() {
                 return self.gw_runtime_error(pkid, qos, "empty device name");
             }
-            if !self.gw_open(pkid, qos, &device, 0x80) {
+            if !self.gw_open(pkid, qos, &device, None, 0x80) {
                 return;
             }
             match topic {
@@ -268,7 +287,7 @@ impl Session {
         let (Some(id), Some(device), Some(client), Some(keys)) = (id, device, client, keys) else {
             return self.gw_runtime_error(pkid, qos, "attribute request fields");
         };
-        if !self.gw_open(pkid, qos, &device, 0x83) {
+        if !self.gw_open(pkid, qos, &device, None, 0x83) {
             return;
         }
         if !self.gw_rate_ok(pkid, qos, &device, None) {
@@ -292,7 +311,7 @@ impl Session {
         let (Some(device), Some(id), Some(data)) = (device, id, data) else {
             return self.gw_runtime_error(pkid, qos, "RPC reply fields");
         };
-        if !self.gw_open(pkid, qos, &device, 0x80) {
+        if !self.gw_open(pkid, qos, &device, None, 0x80) {
             return;
         }
         if !self.gw_rate_ok(pkid, qos, &device, None) {

@@ -257,6 +257,9 @@ pub(crate) struct RpcEntry {
     pub(crate) slot: Arc<RpcSlot>,
 }
 
+/// The device type of a device nobody gave one (thingsboard-gateway.md A.4).
+pub(crate) const DEFAULT_TYPE: &str = "default";
+
 #[derive(Debug)]
 pub(crate) struct Device {
     pub(crate) name: String,
@@ -268,6 +271,13 @@ pub(crate) struct Device {
     pub(crate) gateway: bool,
     pub(crate) profile: Option<String>,
     pub(crate) provisioned: bool,
+    /// ThingsBoard's device type (its profile name); `default` unless a gateway's connect
+    /// named one when it created the device (thingsboard-gateway.md A.3, A.4).
+    pub(crate) device_type: String,
+    /// Id of the gateway that last connected it (`additionalInfo.lastConnectedGateway`, A.3).
+    pub(crate) last_gateway: Option<uuid::Uuid>,
+    /// Id of the gateway that created it: the gateway -> device relation of type `Created`.
+    pub(crate) created_by: Option<uuid::Uuid>,
     pub(crate) client_attrs: Attributes,
     pub(crate) shared_attrs: Attributes,
     pub(crate) server_attrs: Attributes,
@@ -307,6 +317,9 @@ impl Device {
             gateway: spec.gateway,
             profile: spec.profile,
             provisioned: false,
+            device_type: DEFAULT_TYPE.to_string(),
+            last_gateway: None,
+            created_by: None,
             client_attrs: BTreeMap::new(),
             shared_attrs: BTreeMap::new(),
             server_attrs: BTreeMap::new(),
@@ -532,8 +545,8 @@ impl Store {
         }
     }
 
-    /// Journals a device's credentials, profile, gateway and provisioned flags and last
-    /// activity (connect, disconnect).
+    /// Journals a device's credentials, profile, gateway and provisioned flags, type,
+    /// gateways and last activity (connect, disconnect).
     pub(crate) fn record_device(&mut self, device: &str) {
         if let (Some(journal), Some(dev)) = (self.journal.as_mut(), self.devices.get(device)) {
             journal.record(Change::DeviceUpdated(dev));

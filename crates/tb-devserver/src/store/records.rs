@@ -342,3 +342,23 @@ pub(crate) struct OtaPackage {
     /// `additionalInfo` as compact JSON text (`null` when absent).
     pub(crate) additional_info: String,
 }
+
+/// What [`DevServerHandle::device_info`](crate::DevServerHandle::device_info) tells about a
+/// device: the fields ThingsBoard shows on its device page and REST API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Its name.
+    pub name: String,
+    /// Its entity id.
+    pub id: uuid::Uuid,
+    /// Its type (profile name): `default` unless a gateway's connect named one on creation
+    /// (thingsboard-gateway.md A.3, A.4).
+    pub device_type: String,
+    /// Whether it is a gateway.
+    pub gateway: bool,
+    /// Name of the gateway that last connected it (`additionalInfo.lastConnectedGateway`);
+    /// `None` if none did or that gateway is deleted.
+    pub last_connected_gateway: Option<String>,
+    /// Name of the gateway that created it (the gateway -> device relation `Created`).
+    pub created_by: Option<String>,
+}

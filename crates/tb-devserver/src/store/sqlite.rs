@@ -45,14 +45,22 @@ const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Most changes written in one transaction.
 const MAX_BATCH: usize = 50_000;
 /// Schema version (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+/// Version 1 -> 2: a device's type and its gateways (thingsboard-gateway.md A.3); rows of a
+/// version-1 store get type `default` and no gateway, which is what they were.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE device ADD COLUMN dev_type TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE device ADD COLUMN last_gateway TEXT;
+ALTER TABLE device ADD COLUMN created_by TEXT;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS device(
     dev INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, uuid TEXT NOT NULL,
     created_ms INTEGER NOT NULL, cred_type TEXT NOT NULL, token TEXT, client_id TEXT,
     username TEXT, password TEXT, cert TEXT, gateway INTEGER NOT NULL, profile TEXT,
-    provisioned INTEGER NOT NULL, last_activity_ms INTEGER NOT NULL DEFAULT 0);
+    provisioned INTEGER NOT NULL, last_activity_ms INTEGER NOT NULL DEFAULT 0,
+    dev_type TEXT NOT NULL DEFAULT 'default', last_gateway TEXT, created_by TEXT);
 CREATE TABLE IF NOT EXISTS attribute(
     dev INTEGER NOT NULL, scope INTEGER NOT NULL, key TEXT NOT NULL, type INTEGER NOT NULL,
     value, ts INTEGER NOT NULL, PRIMARY KEY(dev, scope, key)) WITHOUT ROWID;
@@ -143,8 +151,12 @@ fn setup(conn: &Connection) -> rusqlite::Result<()> {
             "schema version {version} is newer than this dev server's ({SCHEMA_VERSION})"
         )));
     }
+    // Design: a version-1 file already has the device table, which `CREATE TABLE IF NOT
+    // EXISTS` leaves as it is; its new columns come from the migration, in the same
+    // transaction as the version bump.
+    let migrate = if version == 1 { MIGRATE_1_TO_2 } else { "" };
     conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        "BEGIN IMMEDIATE; {SCHEMA} {migrate} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
     ))
 }
 
@@ -263,7 +275,8 @@ fn load(
     let mut names: HashMap<i64, String> = HashMap::new();
     let mut stmt = conn.prepare(
         "SELECT dev, name, uuid, created_ms, gateway, profile, provisioned,
-                cred_type, token, client_id, username, password, cert, last_activity_ms
+                cred_type, token, client_id, username, password, cert, last_activity_ms,
+                dev_type, last_gateway, created_by
          FROM device",
     )?;
     let mut rows = stmt.query([])?;
@@ -284,6 +297,13 @@ fn load(
         dev.created_ms = r.get(3)?;
         dev.provisioned = r.get::<_, i64>(6)? != 0;
         dev.last_activity_ms = r.get(13)?;
+        dev.device_type = r.get(14)?;
+        let gw = |i: usize| -> rusqlite::Result<Option<uuid::Uuid>> {
+            let text: Option<String> = r.get(i)?;
+            Ok(text.and_then(|t| uuid::Uuid::parse_str(&t).ok()))
+        };
+        dev.last_gateway = gw(15)?;
+        dev.created_by = gw(16)?;
         if let Credentials::AccessToken(t) = &dev.credentials {
             store.tokens.insert(t.clone(), name.clone());
         }
@@ -524,6 +544,9 @@ enum Op {
         profile: Option<String>,
         provisioned: bool,
         last_activity_ms: i64,
+        device_type: String,
+        last_gateway: Option<uuid::Uuid>,
+        created_by: Option<uuid::Uuid>,
     },
     DeviceRemoved(String),
     Telemetry(String, Vec<TelemetryPoint>),
@@ -550,6 +573,9 @@ impl Op {
             profile: d.profile.clone(),
             provisioned: d.provisioned,
             last_activity_ms: d.last_activity_ms,
+            device_type: d.device_type.clone(),
+            last_gateway: d.last_gateway,
+            created_by: d.created_by,
         };
         match change {
             Change::DeviceAdded(d) | Change::DeviceUpdated(d) => device_op(d),
@@ -734,21 +760,27 @@ fn apply(c: &Connection, ids: &mut HashMap<String, i64>, op: Op) -> rusqlite::Re
             profile,
             provisioned,
             last_activity_ms,
+            device_type,
+            last_gateway,
+            created_by,
         } => {
             let (kind, token, client_id, username, password, cert) = cred_cols(&credentials);
             let row: i64 = c
                 .prepare_cached(
                     "INSERT INTO device(name, uuid, created_ms, cred_type, token, client_id,
                         username, password, cert, gateway, profile, provisioned,
-                        last_activity_ms)
-                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                        last_activity_ms, dev_type, last_gateway, created_by)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                        ?16)
                      ON CONFLICT(name) DO UPDATE SET uuid = excluded.uuid,
                         created_ms = excluded.created_ms, cred_type = excluded.cred_type,
                         token = excluded.token, client_id = excluded.client_id,
                         username = excluded.username, password = excluded.password,
                         cert = excluded.cert, gateway = excluded.gateway,
                         profile = excluded.profile, provisioned = excluded.provisioned,
-                        last_activity_ms = excluded.last_activity_ms
+                        last_activity_ms = excluded.last_activity_ms,
+                        dev_type = excluded.dev_type, last_gateway = excluded.last_gateway,
+                        created_by = excluded.created_by
                      RETURNING dev",
                 )?
                 .query_row(
@@ -765,7 +797,10 @@ fn apply(c: &Connection, ids: &mut HashMap<String, i64>, op: Op) -> rusqlite::Re
                         gateway,
                         profile,
                         provisioned,
-                        last_activity_ms
+                        last_activity_ms,
+                        device_type,
+                        last_gateway.map(|u| u.to_string()),
+                        created_by.map(|u| u.to_string())
                     ],
                     |r| r.get(0),
                 )?;
@@ -1101,6 +1136,65 @@ mod tests {
     }
 
     #[test]
+    fn a_device_type_and_its_gateways_survive_a_reopen() {
+        let dir = temp_dir("gwinfo");
+        let (mut st, p) = reopen(&dir, 3);
+        let gw = st.insert_device(DeviceSpec::access_token("gw", "tok-gw").gateway(true));
+        st.insert_device(DeviceSpec::access_token("sub", "tok-sub"));
+        let sub = st.devices.get_mut("sub").expect("sub");
+        sub.device_type = "meter".into();
+        sub.last_gateway = Some(gw);
+        sub.created_by = Some(gw);
+        st.record_device("sub");
+        close(st, p);
+        let (st, p) = reopen(&dir, 3);
+        let sub = &st.devices["sub"];
+        assert_eq!(
+            (sub.device_type.as_str(), sub.last_gateway, sub.created_by),
+            ("meter", Some(gw), Some(gw))
+        );
+        assert_eq!(st.devices["gw"].device_type, DEFAULT_TYPE);
+        close(st, p);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_version_1_store_is_migrated_and_keeps_its_devices() {
+        // The device table as schema version 1 wrote it, with one row.
+        let dir = temp_dir("v1");
+        std::fs::create_dir_all(&dir).expect("dir");
+        {
+            let conn = Connection::open(dir.join(DB_FILE)).expect("v1 file");
+            conn.execute_batch(
+                "CREATE TABLE device(
+                    dev INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, uuid TEXT NOT NULL,
+                    created_ms INTEGER NOT NULL, cred_type TEXT NOT NULL, token TEXT,
+                    client_id TEXT, username TEXT, password TEXT, cert TEXT,
+                    gateway INTEGER NOT NULL, profile TEXT, provisioned INTEGER NOT NULL,
+                    last_activity_ms INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO device(name, uuid, created_ms, cred_type, token, gateway,
+                    provisioned) VALUES('old', '5a3f0c1e-7c0e-11ee-b962-0242ac120002', 7,
+                    'ACCESS_TOKEN', 'tok-old', 0, 0);
+                 PRAGMA user_version = 1;",
+            )
+            .expect("v1 schema");
+        }
+        let (mut st, p) = reopen(&dir, 3);
+        let old = &st.devices["old"];
+        assert_eq!(
+            (old.device_type.as_str(), old.last_gateway, old.created_ms),
+            (DEFAULT_TYPE, None, 7)
+        );
+        st.devices.get_mut("old").expect("old").device_type = "meter".into();
+        st.record_device("old");
+        close(st, p);
+        let (st, p) = reopen(&dir, 3);
+        assert_eq!(st.devices["old"].device_type, "meter");
+        close(st, p);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_second_server_on_the_same_folder_is_refused() {
         let dir = temp_dir("busy");
         let (st, p) = reopen(&dir, 10);
@@ -1130,6 +1224,9 @@ mod tests {
             profile: None,
             provisioned: false,
             last_activity_ms: 0,
+            device_type: DEFAULT_TYPE.into(),
+            last_gateway: None,
+            created_by: None,
         };
         let point = |ts: i64, v: i64| TelemetryPoint {
             ts,
