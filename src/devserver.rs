@@ -407,6 +407,20 @@ impl DevServer {
         self.call(py, move |h| h.add_device(spec))
     }
 
+    /// A device's `name`, `id`, `type`, `gateway` flag, `last_connected_gateway` and
+    /// `created_by` (gateway names or None), as a dict.
+    fn device_info<'py>(&self, py: Python<'py>, device: &str) -> PyResult<Bound<'py, PyDict>> {
+        let info = self.call(py, |h| h.device_info(device))?;
+        let d = PyDict::new(py);
+        d.set_item("name", info.name)?;
+        d.set_item("id", info.id.to_string())?;
+        d.set_item("type", info.device_type)?;
+        d.set_item("gateway", info.gateway)?;
+        d.set_item("last_connected_gateway", info.last_connected_gateway)?;
+        d.set_item("created_by", info.created_by)?;
+        Ok(d)
+    }
+
     /// Names of all devices, sorted.
     fn devices(&self, py: Python<'_>) -> Vec<String> {
         crate::detach(py, || self.handle.devices())

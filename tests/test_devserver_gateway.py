@@ -241,3 +241,53 @@ def test_with_the_callback_thread_off_polling_serves_callbacks(server):
         assert pushes == [{"device": "Q", "data": {"k": 1}}]
     finally:
         gw.disconnect()
+
+
+def test_a_sub_device_gets_its_type_and_gateways_as_thingsboard_records_them(tmp_path):
+    # thingsboard-gateway.md A.3/A.4: the connect's type names a new device's type (missing or
+    # null -> "default"); a device created by another message is "default"; an existing device
+    # keeps its type; every gateway that connects it becomes its lastConnectedGateway, and the
+    # one that created it keeps the Created relation. All of it survives a restart (--data).
+    with DevServer(http_port=None, data=tmp_path) as server:
+        a = TBGatewayMqttClient(
+            server.host, server.port, username=server.add_device("GW A", gateway=True)
+        )
+        b = TBGatewayMqttClient(
+            server.host, server.port, username=server.add_device("GW B", gateway=True)
+        )
+        assert a.connect(timeout=10) is not None and b.connect(timeout=10) is not None
+        try:
+            assert a.gw_connect_device("Sub R", "meter").wait(10)
+            assert a.gw_connect_device("No type").wait(10)
+            assert a.gw_send_telemetry("Tele first", {"t": 1}).wait(10)
+            assert a.gw_connect_device("Tele first", "meter").wait(10)
+            info = server.device_info("Sub R")
+            assert (info["type"], info["last_connected_gateway"], info["created_by"]) == (
+                "meter",
+                "GW A",
+                "GW A",
+            )
+            assert server.device_info("No type")["type"] == "default"
+            assert server.device_info("Tele first")["type"] == "default"
+            assert b.gw_connect_device("Sub R", "other").wait(10)
+            info = server.device_info("Sub R")
+            assert (info["type"], info["last_connected_gateway"], info["created_by"]) == (
+                "meter",
+                "GW B",
+                "GW A",
+            )
+            gw_info = server.device_info("GW A")
+            assert (gw_info["gateway"], gw_info["last_connected_gateway"]) == (True, None)
+        finally:
+            a.disconnect()
+            b.disconnect()
+        assert server.sync(10)
+    with DevServer(http_port=None, data=tmp_path) as again:
+        info = again.device_info("Sub R")
+        assert (info["type"], info["last_connected_gateway"], info["created_by"]) == (
+            "meter",
+            "GW B",
+            "GW A",
+        )
+        with pytest.raises(KeyError):
+            again.device_info("nobody")

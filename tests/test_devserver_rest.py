@@ -168,6 +168,45 @@ def test_official_client_lists_finds_creates_and_deletes_devices(server, rest):
     assert (e.value.status, json.loads(e.value.body)["errorCode"]) == (404, 32)
 
 
+def test_official_client_sees_a_sub_devices_type_and_last_connected_gateway(server, rest):
+    # thingsboard-gateway.md A.3/A.4 through REST (spec 4.1/4.2): the type the gateway's connect
+    # named, the type filter, additionalInfo.lastConnectedGateway = the gateway's id and
+    # additionalInfo.gateway on the gateway itself. Relations have no REST endpoint here
+    # (thingsboard-rest.md leaves them out): GET /api/relations is a 404.
+    from thingsboard_sdk.tb_gateway_mqtt import TBGatewayMqttClient
+
+    gw = TBGatewayMqttClient(
+        server.host, server.port, username=server.add_device("GW", gateway=True)
+    )
+    assert gw.connect(timeout=TIMEOUT) is not None
+    try:
+        assert gw.gw_connect_device("Sub R", "meter").wait(TIMEOUT)
+        assert gw.gw_send_telemetry("Plain", {"t": 1}).wait(TIMEOUT)
+    finally:
+        gw.disconnect()
+    gw_dev = rest.get_tenant_device("GW")
+    sub = rest.get_tenant_device("Sub R")
+    assert sub.type == "meter"
+    assert sub.additional_info["lastConnectedGateway"] == gw_dev.id.id
+    assert gw_dev.additional_info["gateway"] is True
+    assert rest.get_tenant_device("Plain").type == "default"
+    meters = rest.get_tenant_devices(page_size=10, page=0, type="meter")
+    assert [d.name for d in meters.data] == ["Sub R"]
+    assert rest.get_device_by_id(sub.id).device_profile_id.id != gw_dev.device_profile_id.id
+    token = login(server)
+    status, page = http(server, "GET", "/api/tenant/deviceInfos?pageSize=10&page=0", token=token)
+    assert status == 200
+    profiles = {d["name"]: (d["type"], d["deviceProfileName"]) for d in page["data"]}
+    assert profiles["Sub R"] == ("meter", "meter") and profiles["GW"] == ("default", "default")
+    status, made = http(server, "POST", "/api/device", {"name": "By hand", "type": "pump"}, token)
+    assert (status, made["type"]) == (200, "pump")
+    assert server.device_info("By hand")["type"] == "pump"
+    assert (
+        http(server, "GET", f"/api/relations?fromId={gw_dev.id.id}&fromType=DEVICE", token=token)[0]
+        == 404
+    )
+
+
 def test_official_client_reads_latest_and_historical_telemetry(server, rest, device):
     d = device("meter")
     now = int(time.time() * 1000)

@@ -44,6 +44,9 @@ def test_tb_mqtt_client_gateway_against_the_dev_server(version):
             assert child.stdout.readline().strip() == "READY"
             assert server.latest_telemetry("tbmc-sub") == {"temp": 21.5}
             assert server.client_attributes("tbmc-sub") == {"model": "T-1"}
+            # Its connect named type "thermo" (thingsboard-gateway.md A.4).
+            info = server.device_info("tbmc-sub")
+            assert (info["type"], info["last_connected_gateway"]) == ("thermo", "tbmc-gw")
             server.set_shared_attributes("tbmc-sub", {"setpoint": 20})
             replies: list = []
             t = threading.Thread(

@@ -717,6 +717,27 @@ class DevServer:
             if device is None or e["device"] == device
         ]
 
+    def device_info(self, device: str) -> dict[str, Any]:
+        """What ThingsBoard shows about a device: its type and gateways.
+
+        A device a gateway created with ``gw_connect_device(name, device_type)`` has that
+        type; one created by any other gateway message, or added here, has ``"default"``.
+
+        Args:
+            device: the device's name.
+
+        Returns:
+            A dict with ``name``, ``id`` (its entity id), ``type``, ``gateway`` (whether it
+            is a gateway), ``last_connected_gateway`` (name of the gateway that last
+            connected it, ``additionalInfo.lastConnectedGateway`` on REST) and
+            ``created_by`` (name of the gateway that created it, ThingsBoard's ``Created``
+            relation); the last two are None when no gateway did.
+
+        Raises:
+            KeyError: no such device.
+        """
+        return self._server.device_info(device)
+
     def is_connected(self, device: str) -> bool:
         """Whether the device has a live session.
 
