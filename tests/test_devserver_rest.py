@@ -192,7 +192,6 @@ def test_official_client_sees_a_sub_devices_type_and_last_connected_gateway(serv
     assert rest.get_tenant_device("Plain").type == "default"
     meters = rest.get_tenant_devices(page_size=10, page=0, type="meter")
     assert [d.name for d in meters.data] == ["Sub R"]
-    assert rest.get_device_by_id(sub.id).device_profile_id.id != gw_dev.device_profile_id.id
     token = login(server)
     status, page = http(server, "GET", "/api/tenant/deviceInfos?pageSize=10&page=0", token=token)
     assert status == 200
@@ -205,6 +204,13 @@ def test_official_client_sees_a_sub_devices_type_and_last_connected_gateway(serv
         http(server, "GET", f"/api/relations?fromId={gw_dev.id.id}&fromType=DEVICE", token=token)[0]
         == 404
     )
+    # The page uploads firmware with the device's deviceProfileId: a typed device's works.
+    profile = {
+        "entityType": "DEVICE_PROFILE",
+        "id": rest.get_device_by_id(sub.id).device_profile_id.id,
+    }
+    package = {"title": "fw", "version": "1", "type": "FIRMWARE", "deviceProfileId": profile}
+    assert http(server, "POST", "/api/otaPackage", package, token)[0] == 200
 
 
 def test_official_client_reads_latest_and_historical_telemetry(server, rest, device):

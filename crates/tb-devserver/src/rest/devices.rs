@@ -8,7 +8,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use sha2::Digest;
 
 use super::{
     entity_id, int_param, ok_empty, ok_json, param, parse_id, query_pairs, Api, ApiError,
@@ -30,21 +29,6 @@ pub(super) fn routes() -> Router<Arc<Api>> {
         .route("/api/deviceProfileInfo/default", get(default_profile))
 }
 
-/// The id of the device profile named `device_type`: the one default profile's, or for a
-/// type a gateway named (ThingsBoard creates that profile on the fly, thingsboard-gateway.md
-/// A.3) an id derived from the name, so every device of the type shows the same one.
-fn profile_id(device_type: &str) -> String {
-    if device_type == DEFAULT_TYPE {
-        return PROFILE_ID.to_string();
-    }
-    let digest = sha2::Sha256::digest(device_type.as_bytes());
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
-
 /// Device JSON (spec 4.1). `additionalInfo` carries `gateway` and, for a device a gateway
 /// connected, `lastConnectedGateway` (the gateway's id, thingsboard-gateway.md A.3).
 pub(crate) fn device_json(dev: &Device) -> Value {
@@ -62,7 +46,11 @@ pub(crate) fn device_json(dev: &Device) -> Value {
         "name": dev.name,
         "type": dev.device_type,
         "label": null,
-        "deviceProfileId": entity_id("DEVICE_PROFILE", &profile_id(&dev.device_type)),
+        // Design: every type shares the one profile id. ThingsBoard makes a profile per type;
+        // here OTA packages (rest/ota.rs) belong to the one profile, and a profile per type
+        // would refuse a package uploaded from a typed device's page. The type's name still
+        // shows as `type` and `deviceProfileName`.
+        "deviceProfileId": entity_id("DEVICE_PROFILE", PROFILE_ID),
         "deviceData": {"configuration": {"type": "DEFAULT"}, "transportConfiguration": {"type": "DEFAULT"}},
         "firmwareId": firmware,
         "softwareId": null,
