@@ -200,6 +200,9 @@ def test_official_client_sees_a_sub_devices_type_and_last_connected_gateway(serv
     status, made = http(server, "POST", "/api/device", {"name": "By hand", "type": "pump"}, token)
     assert (status, made["type"]) == (200, "pump")
     assert server.device_info("By hand")["type"] == "pump"
+    sub.type = "meter v2"  # an update may change the type (thingsboard-rest.md 4.5)
+    assert rest.save_device(sub).type == "meter v2"
+    assert server.device_info("Sub R")["type"] == "meter v2"
     assert (
         http(server, "GET", f"/api/relations?fromId={gw_dev.id.id}&fromType=DEVICE", token=token)[0]
         == 404

@@ -14,9 +14,10 @@ use super::{
     ApiResult, ApiState, NULL_UUID, PROFILE_ID, TENANT_ID,
 };
 use crate::error::DevServerError;
+use crate::events::Event;
 use crate::features::{devices, firmware, provisioning};
 use crate::shared::State as Locked;
-use crate::store::{x509_body, x509_credentials_id, Credentials, Device, DeviceSpec, DEFAULT_TYPE};
+use crate::store::{x509_body, x509_credentials_id, Credentials, Device, DeviceSpec};
 
 pub(super) fn routes() -> Router<Arc<Api>> {
     Router::new()
@@ -342,23 +343,34 @@ async fn save(State(api): ApiState, RawQuery(raw): RawQuery, body: Bytes) -> Api
                     ))
                 }
             }
-            // spec 4.5: `type` names the device's profile; absent or empty -> `default`.
-            if let Some(t) = body.get("type").and_then(Value::as_str) {
-                if !t.is_empty() && t != DEFAULT_TYPE {
-                    api.shared.update(|st| {
-                        if let Some(dev) = st.store.devices.get_mut(&name) {
-                            dev.device_type = t.to_string();
-                        }
-                        st.store.record_device(&name);
-                    });
-                }
-            }
             api.shared
                 .logs
                 .emit(format!("device \"{name}\" created over REST"));
             name
         }
     };
+    // spec 4.5: `type` names the device's profile, on create and on update; absent or empty
+    // keeps it (`default` for a new device).
+    if let Some(t) = body.get("type").and_then(Value::as_str) {
+        if !t.is_empty() {
+            let changed = api.shared.update(|st| {
+                let changed = st
+                    .store
+                    .devices
+                    .get_mut(&name)
+                    .filter(|d| d.device_type != t)
+                    .map(|d| d.device_type = t.to_string())
+                    .is_some();
+                if changed {
+                    st.store.record_device(&name);
+                }
+                changed
+            });
+            if changed {
+                api.shared.events.send(Event::Device { name: name.clone() });
+            }
+        }
+    }
     apply_firmware(&api, &name, fw)?;
     let st = api.shared.state.lock();
     let dev = st
