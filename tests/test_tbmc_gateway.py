@@ -93,6 +93,8 @@ def test_tb_mqtt_client_gateway_features_and_malformed_payload(version):
     assert seen["s1"] == [[-1000, 2], [0, 3]]
     assert seen["s2"] == {"c": True}
     assert seen["claims"] == [["sek", 60000]]
+    # S1's connect named "thermo"; S2 was created by its telemetry: "default" (A.3, A.4).
+    assert seen["types"] == {"S1": "thermo", "S2": "default"}
     if version == "5":
         assert (seen["malformed_puback"], seen["closed"]) == ([0x99], [])
     else:

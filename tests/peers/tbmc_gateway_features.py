@@ -70,6 +70,7 @@ with DevServer(http_port=None) as srv:
     out["s1"] = [(p.ts - now, p.value) for p in srv.telemetry("S1", "b")]
     out["s2"] = srv.latest_telemetry("S2")
     out["claims"] = [(c.secret_key, c.duration_ms) for c in srv.claims("S1")]
+    out["types"] = {n: srv.device_info(n)["type"] for n in ("S1", "S2")}
     bad = gw._client.publish("v1/gateway/telemetry", b"not json", qos=1)
     wait(lambda: bad.mid in pubacks or not gw._client.is_connected(), 5)
     out["malformed_puback"] = [pubacks[bad.mid]] if bad.mid in pubacks else []
