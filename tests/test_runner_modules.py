@@ -513,7 +513,6 @@ def test_board_panel_on_the_devservers_page(tmp_path, run_py):
     import re
 
     from conftest import wait_until
-    from test_runner import read_err_until
     from thingsboard_sdk._restcli import Rest
 
     script = write(
@@ -538,7 +537,7 @@ def test_board_panel_on_the_devservers_page(tmp_path, run_py):
         """,
     )
     proc = spawn_runner(run_py, script, "--devserver", "--http-port", "0")
-    banner = read_err_until(proc, "web page and REST API:")
+    banner = "".join(run_py.read_until(proc, "web page and REST API:", stderr=True))
     url = re.search(r"web page and REST API: (http://127\.0\.0\.1:\d+)", banner).group(1)
     run_py.read_until(proc, "READY 1", timeout=30)
     rest = Rest(url, "tenant@thingsboard.org", "tenant")
